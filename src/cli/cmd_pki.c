@@ -116,8 +116,7 @@ out:
 static int s_keygen(int argc, char **argv)
 {
     const char *cmd = "keygen", *out = NULL;
-    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'o')
@@ -162,8 +161,8 @@ static int s_cert_issue(int argc, char **argv)
     const char *cmd = "cert issue", *ca = NULL, *name = NULL, *pub = NULL, *out = NULL;
     long days = S_NODE_DAYS;
     static const struct option opts[] = {
-        {"ca", required_argument, NULL, 'c'},  {"name", required_argument, NULL, 'n'},
-        {"pub", required_argument, NULL, 'p'}, {"out", required_argument, NULL, 'o'},
+        {"ca", required_argument, NULL, 'c'},   {"name", required_argument, NULL, 'n'},
+        {"pub", required_argument, NULL, 'p'},  {"out", required_argument, NULL, 'o'},
         {"days", required_argument, NULL, 'd'}, {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -230,8 +229,7 @@ static int s_cert_issue(int argc, char **argv)
         char until[32];
         printf("certificate for '%s' issued\n  certificate: %s\n  fingerprint: %s\n"
                "  valid until: %s\n",
-               name, cert_path, info.fingerprint_hex,
-               cohort_cert_time_text(info.not_after, until));
+               name, cert_path, info.fingerprint_hex, cohort_cert_time_text(info.not_after, until));
     }
     rc = 0;
     goto out;
@@ -285,8 +283,7 @@ static int s_cert_verify(int argc, char **argv)
     cohort_err_clear(&err);
     X509 *cert = NULL;
     int rc = COHORT_CLI_EXIT_USAGE;
-    static const struct option opts[] = {{"ca", required_argument, NULL, 'c'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"ca", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c != 'c')

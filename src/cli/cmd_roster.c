@@ -31,15 +31,17 @@ typedef struct {
     const char *file;
 } s_edit_args_t;
 
-static int s_parse_edit(const char *cmd, const char *usage, int argc, char **argv,
-                        s_edit_args_t *a)
+static int s_parse_edit(const char *cmd, const char *usage, int argc, char **argv, s_edit_args_t *a)
 {
-    static const struct option opts[] = {
-        {"name", required_argument, NULL, 'n'},     {"cert", required_argument, NULL, 'c'},
-        {"site", required_argument, NULL, 's'},     {"role", required_argument, NULL, 'r'},
-        {"roles", required_argument, NULL, 'r'},    {"endpoint", required_argument, NULL, 'e'},
-        {"reason", required_argument, NULL, 'R'},   {"fingerprint", required_argument, NULL, 'f'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
+                                         {"cert", required_argument, NULL, 'c'},
+                                         {"site", required_argument, NULL, 's'},
+                                         {"role", required_argument, NULL, 'r'},
+                                         {"roles", required_argument, NULL, 'r'},
+                                         {"endpoint", required_argument, NULL, 'e'},
+                                         {"reason", required_argument, NULL, 'R'},
+                                         {"fingerprint", required_argument, NULL, 'f'},
+                                         {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -89,8 +91,7 @@ static int s_save(const char *cmd, cohort_roster_t *r, const char *file, const c
         return cohort_cli_err(cmd, &err);
     char *sig = cohort_sprintf("%s.sig", file);
     bool had_sig = unlink(sig) == 0;
-    printf("%s: %s; serial is now %llu\n", file, what,
-           (unsigned long long)cohort_roster_serial(r));
+    printf("%s: %s; serial is now %llu\n", file, what, (unsigned long long)cohort_roster_serial(r));
     printf("%s: %snot signed: run `cohortctl roster sign %s --ca CA_DIR`\n", file,
            had_sig ? "old signature removed; " : "", file);
     free(sig);
@@ -287,8 +288,8 @@ static int s_show(int argc, char **argv)
         const cohort_revoked_t *rv = cohort_roster_revoked(r, i);
         char hex[COHORT_CERT_FP_HEX_LEN + 1];
         cohort_cert_fp_hex(rv->fingerprint, hex);
-        printf("revoked %s%s%s%s%s%s\n", hex, *rv->name ? " (" : "", rv->name,
-               *rv->name ? ")" : "", *rv->reason ? ": " : "", rv->reason);
+        printf("revoked %s%s%s%s%s%s\n", hex, *rv->name ? " (" : "", rv->name, *rv->name ? ")" : "",
+               *rv->reason ? ": " : "", rv->reason);
     }
     for (size_t i = 0; i < cohort_roster_site_count(r); i++) {
         const cohort_site_t *s = cohort_roster_site(r, i);

@@ -34,8 +34,8 @@ int cohort_cli_int(const char *cmd, const char *opt, const char *text, long min,
     errno = 0;
     long v = strtol(text, &end, 10);
     if (!*text || *end || errno || v < min || v > max)
-        return cohort_cli_fail(COHORT_CLI_EXIT_USAGE, cmd, "%s: must be %ld..%ld, got '%.40s'",
-                               opt, min, max, text);
+        return cohort_cli_fail(COHORT_CLI_EXIT_USAGE, cmd, "%s: must be %ld..%ld, got '%.40s'", opt,
+                               min, max, text);
     *out = v;
     return 0;
 }
@@ -48,8 +48,8 @@ static void s_usage(FILE *out)
     for (size_t t = 0; t < sizeof s_tables / sizeof s_tables[0]; t++)
         for (const cohort_cli_cmd_t *c = s_tables[t]; c->name; c++) {
             char words[64];
-            snprintf(words, sizeof words, "%s%s%s", c->group ? c->group : "",
-                     c->group ? " " : "", c->name);
+            snprintf(words, sizeof words, "%s%s%s", c->group ? c->group : "", c->group ? " " : "",
+                     c->name);
             fprintf(out, "  %-16s %s\n  %-16s   %s\n", words, c->usage, "", c->help);
         }
 }

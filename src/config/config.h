@@ -87,20 +87,20 @@ typedef enum {
 
 /* One entry of the key table. The loader is driven entirely by these. */
 typedef struct cohort_config_key {
-    const char *key;          /* "section.name" */
+    const char *key; /* "section.name" */
     cohort_config_type_t type;
-    const char *type_name;    /* "string", "path", "uint", ... for docs */
-    bool required;            /* no default: the file must set it */
-    const char *default_text; /* as written in a file; NULL when required */
-    uint64_t min, max;        /* UINT/SIZE/DURATION: value range (bytes, ms);
-                                 LIST/PATHLIST: item count */
-    bool reloadable;          /* applied on SIGHUP without a restart */
-    size_t offset;            /* offsetof the field in cohort_config_t */
-    size_t count_offset;      /* LIST/PATHLIST: offsetof the item count */
-    const char *const *values; /* ENUM: NULL-terminated names in enum order */
+    const char *type_name;            /* "string", "path", "uint", ... for docs */
+    bool required;                    /* no default: the file must set it */
+    const char *default_text;         /* as written in a file; NULL when required */
+    uint64_t min, max;                /* UINT/SIZE/DURATION: value range (bytes, ms);
+                                         LIST/PATHLIST: item count */
+    bool reloadable;                  /* applied on SIGHUP without a restart */
+    size_t offset;                    /* offsetof the field in cohort_config_t */
+    size_t count_offset;              /* LIST/PATHLIST: offsetof the item count */
+    const char *const *values;        /* ENUM: NULL-terminated names in enum order */
     bool (*valid)(const char *value); /* STRING/LIST item rule, or NULL */
-    const char *rule;         /* what valid() demands, for error texts */
-    const char *doc;          /* one line */
+    const char *rule;                 /* what valid() demands, for error texts */
+    const char *doc;                  /* one line */
 } cohort_config_key_t;
 
 /* Parses len bytes of YAML at buf into a fresh config. name is used only in

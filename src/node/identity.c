@@ -72,8 +72,8 @@ int cohort_identity_open(const cohort_config_t *cfg, time_t now, cohort_identity
     uint8_t pub[COHORT_KEY_LEN];
     cohort_key_raw_public(self->key, pub);
     if (!self->info.key_is_x25519 || memcmp(pub, self->info.public_key, sizeof pub) != 0) {
-        cohort_err_set(err, "%s: certificate does not match the private key %s",
-                       cfg->identity_cert, cfg->identity_key);
+        cohort_err_set(err, "%s: certificate does not match the private key %s", cfg->identity_cert,
+                       cfg->identity_key);
         goto out;
     }
     if (strcmp(self->info.name, cfg->node_name) != 0) {

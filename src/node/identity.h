@@ -30,7 +30,7 @@ typedef struct cohort_identity {
     X509 *cert;
     cohort_cert_info_t info; /* of cert: public key, fingerprint, validity */
     cohort_trust_t *trust;
-    cohort_roster_t *roster; /* checked */
+    cohort_roster_t *roster;            /* checked */
     const cohort_member_t *self_member; /* borrowed from roster */
     cohort_problems_t warnings;         /* roster warnings worth logging */
     uint64_t held_serial;               /* serial in state_dir, 0 if none */

@@ -178,13 +178,11 @@ static int s_next_cert(BIO *bio, const char *where, int index, X509 **out, cohor
                 return cohort_err_set(err, "%s: no PEM certificate found", where);
             return 0;
         }
-        return cohort_err_set(err, "%s: PEM block %d is truncated or corrupt", where,
-                              index + 1);
+        return cohort_err_set(err, "%s: PEM block %d is truncated or corrupt", where, index + 1);
     }
     int rc = -1;
     if (strcmp(label, "CERTIFICATE") != 0) {
-        cohort_err_set(err, "%s: expected a CERTIFICATE, got a PEM '%.40s' block", where,
-                       label);
+        cohort_err_set(err, "%s: expected a CERTIFICATE, got a PEM '%.40s' block", where, label);
         goto out;
     }
     const unsigned char *p = der;
@@ -208,8 +206,8 @@ int cohort_cert_parse_pem(const char *where, const char *buf, size_t len, X509 *
                           cohort_err_t *err)
 {
     if (len > COHORT_CERT_FILE_MAX)
-        return cohort_err_set(err, "%s: certificate text is %zu bytes, over the limit of %d",
-                              where, len, COHORT_CERT_FILE_MAX);
+        return cohort_err_set(err, "%s: certificate text is %zu bytes, over the limit of %d", where,
+                              len, COHORT_CERT_FILE_MAX);
     BIO *bio = BIO_new_mem_buf(buf, (int)len);
     if (!bio)
         abort();
@@ -220,8 +218,7 @@ int cohort_cert_parse_pem(const char *where, const char *buf, size_t len, X509 *
     int more = s_next_cert(bio, where, 1, &extra, err);
     if (more != 0) {
         if (more == 1)
-            cohort_err_set(err, "%s: holds more than one certificate; expected exactly one",
-                           where);
+            cohort_err_set(err, "%s: holds more than one certificate; expected exactly one", where);
         goto out;
     }
     *out = cert;
@@ -245,7 +242,7 @@ int cohort_cert_load(const char *path, X509 **out, cohort_err_t *err)
     return rc;
 }
 
-int cohort_cert_load_bundle(const char *path, STACK_OF(X509) **out, cohort_err_t *err)
+int cohort_cert_load_bundle(const char *path, STACK_OF(X509) * *out, cohort_err_t *err)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -346,8 +343,7 @@ void cohort_cert_describe(X509 *cert, cohort_cert_info_t *info)
     info->not_after = s_time(X509_get0_notAfter(cert));
 }
 
-void cohort_cert_fp_hex(const uint8_t fp[COHORT_CERT_FP_LEN],
-                        char out[COHORT_CERT_FP_HEX_LEN + 1])
+void cohort_cert_fp_hex(const uint8_t fp[COHORT_CERT_FP_LEN], char out[COHORT_CERT_FP_HEX_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < COHORT_CERT_FP_LEN; i++) {

@@ -33,7 +33,7 @@ typedef struct cohort_cert_info {
     uint8_t fingerprint[COHORT_CERT_FP_LEN];
     char fingerprint_hex[COHORT_CERT_FP_HEX_LEN + 1];
     bool is_ca;
-    bool key_is_x25519; /* node certificates must be */
+    bool key_is_x25519;                 /* node certificates must be */
     uint8_t public_key[COHORT_KEY_LEN]; /* valid if key_is_x25519 or key is Ed25519 */
     time_t not_before, not_after;
     char key_type[32];
@@ -59,7 +59,7 @@ int cohort_cert_parse_pem(const char *where, const char *buf, size_t len, X509 *
 int cohort_cert_load(const char *path, X509 **out, cohort_err_t *err);
 /* Loads every certificate from a PEM file holding one or more (a CA bundle).
  * *out is a fresh stack; caller owns (sk_X509_pop_free(.., X509_free)). */
-int cohort_cert_load_bundle(const char *path, STACK_OF(X509) **out, cohort_err_t *err);
+int cohort_cert_load_bundle(const char *path, STACK_OF(X509) * *out, cohort_err_t *err);
 
 /* PEM text of cert. Caller owns (free()). */
 char *cohort_cert_to_pem(X509 *cert);

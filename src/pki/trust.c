@@ -13,7 +13,7 @@
 #include <string.h>
 
 struct cohort_trust {
-    STACK_OF(X509) *cas;
+    STACK_OF(X509) * cas;
 };
 
 const char *cohort_trust_status_name(cohort_trust_status_t status)
@@ -110,8 +110,8 @@ cohort_trust_status_t cohort_trust_check_chain(const cohort_trust_t *self, X509 
         return COHORT_TRUST_NOT_LEAF;
     }
     if (!info.key_is_x25519) {
-        cohort_err_set(err, "certificate '%s' holds a %s key; node keys must be X25519",
-                       info.name, info.key_type);
+        cohort_err_set(err, "certificate '%s' holds a %s key; node keys must be X25519", info.name,
+                       info.key_type);
         return COHORT_TRUST_BAD_KEY;
     }
 
@@ -181,8 +181,8 @@ cohort_trust_status_t cohort_trust_check(const cohort_trust_t *self, X509 *cert,
     return COHORT_TRUST_OK;
 }
 
-int cohort_trust_sign(EVP_PKEY *ca_key, const void *data, size_t len,
-                      uint8_t sig[COHORT_SIG_LEN], cohort_err_t *err)
+int cohort_trust_sign(EVP_PKEY *ca_key, const void *data, size_t len, uint8_t sig[COHORT_SIG_LEN],
+                      cohort_err_t *err)
 {
     if (!cohort_key_is(ca_key, COHORT_KEY_ED25519))
         return cohort_err_set(err, "signing key must be Ed25519, got %s",

@@ -61,8 +61,8 @@ cohort_trust_status_t cohort_trust_check(const cohort_trust_t *self, X509 *cert,
                                          cohort_err_t *err);
 
 /* Signs len bytes at data with the Ed25519 CA key into sig. */
-int cohort_trust_sign(EVP_PKEY *ca_key, const void *data, size_t len,
-                      uint8_t sig[COHORT_SIG_LEN], cohort_err_t *err);
+int cohort_trust_sign(EVP_PKEY *ca_key, const void *data, size_t len, uint8_t sig[COHORT_SIG_LEN],
+                      cohort_err_t *err);
 /* Verifies a detached Ed25519 signature with each trusted CA's key in turn.
  * Returns the index of the CA that signed, or -1 (err says none did). */
 int cohort_trust_verify_sig(const cohort_trust_t *self, const void *data, size_t len,

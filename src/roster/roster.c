@@ -269,8 +269,8 @@ static int s_strlist(s_parser_t *p, yaml_node_t *node, const char *what, size_t 
         return -1;
     size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
     if (n > max)
-        return cohort_yaml_fail(&p->y, node, p->err, "%s: at most %zu entries, got %zu", what,
-                                max, n);
+        return cohort_yaml_fail(&p->y, node, p->err, "%s: at most %zu entries, got %zu", what, max,
+                                n);
     char **v = cohort_calloc(n + 1, sizeof *v);
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *item = cohort_yaml_at(&p->y, node->data.sequence.items.start[i]);
@@ -298,8 +298,8 @@ static int s_strlist(s_parser_t *p, yaml_node_t *node, const char *what, size_t 
  * keys (marked with a leading '!') are reported at the mapping. */
 typedef int (*s_handler_t)(s_parser_t *p, void *ctx, int key, yaml_node_t *value);
 
-static int s_mapping(s_parser_t *p, yaml_node_t *node, const char *what,
-                     const char *const *keys, int key_count, s_handler_t handle, void *ctx)
+static int s_mapping(s_parser_t *p, yaml_node_t *node, const char *what, const char *const *keys,
+                     int key_count, s_handler_t handle, void *ctx)
 {
     if (s_want(p, node, YAML_MAPPING_NODE, what) < 0)
         return -1;
@@ -337,8 +337,8 @@ static int s_mapping(s_parser_t *p, yaml_node_t *node, const char *what,
     }
     for (int i = 0; i < key_count; i++)
         if (keys[i][0] == '!' && !(seen & (1u << i)))
-            return cohort_yaml_fail(&p->y, node, p->err, "%s: required key '%s' is missing",
-                                    what, keys[i] + 1);
+            return cohort_yaml_fail(&p->y, node, p->err, "%s: required key '%s' is missing", what,
+                                    keys[i] + 1);
     return 0;
 }
 
@@ -380,8 +380,8 @@ static int s_member_key(s_parser_t *p, void *vctx, int key, yaml_node_t *value)
                 char q[96];
                 yaml_node_t *item = cohort_yaml_at(&p->y, value->data.sequence.items.start[i]);
                 rc = cohort_yaml_fail(&p->y, item, p->err,
-                                      "%s: unknown role %s (known roles: relay, rendezvous)",
-                                      what, cohort_yaml_quote(item, q, sizeof q));
+                                      "%s: unknown role %s (known roles: relay, rendezvous)", what,
+                                      cohort_yaml_quote(item, q, sizeof q));
             }
             m->roles |= (unsigned)bit;
         }
@@ -445,8 +445,8 @@ static int s_revoked_key(s_parser_t *p, void *vctx, int key, yaml_node_t *value)
             return 0;
         char q[96];
         return cohort_yaml_fail(&p->y, value, p->err,
-                                "%s: must be a SHA-256 fingerprint (64 hex digits), got %s",
-                                what, cohort_yaml_quote(value, q, sizeof q));
+                                "%s: must be a SHA-256 fingerprint (64 hex digits), got %s", what,
+                                cohort_yaml_quote(value, q, sizeof q));
     }
     char **slot = key == 1 ? &ctx->rv->name : &ctx->rv->reason;
     free(*slot);
@@ -789,8 +789,7 @@ static void s_check_duplicates(cohort_roster_t *self, cohort_problems_t *problem
             s_problem(problems, true,
                       "%s:%zu:%zu: member '%s': duplicate %s; member '%s' at line %zu has the "
                       "same",
-                      self->name, b->line, b->column, b->name, checks[c].what, a->name,
-                      a->line);
+                      self->name, b->line, b->column, b->name, checks[c].what, a->name, a->line);
         }
     }
     free(v);
@@ -822,8 +821,8 @@ static void s_check_servers(cohort_roster_t *self, const cohort_site_t *site, ch
     for (size_t i = 0; i < count; i++) {
         const cohort_member_t *m = cohort_roster_find(self, names[i]);
         if (!m)
-            s_problem(problems, true, "%s: topology site '%s': %s '%s' is not a member",
-                      self->name, site->name, roles, names[i]);
+            s_problem(problems, true, "%s: topology site '%s': %s '%s' is not a member", self->name,
+                      site->name, roles, names[i]);
         else if (!(m->roles & role))
             s_problem(problems, true,
                       "%s: topology site '%s': member '%s' is listed as %s but lacks that role",
@@ -850,8 +849,8 @@ static void s_check_topology(cohort_roster_t *self, cohort_problems_t *problems)
             const cohort_member_t *m = &self->members[i];
             if (*m->site && !s_find_site(self, m->site))
                 s_problem(problems, true,
-                          "%s:%zu:%zu: member '%s': site '%s' is not in topology.sites",
-                          self->name, m->line, m->column, m->name, m->site);
+                          "%s:%zu:%zu: member '%s': site '%s' is not in topology.sites", self->name,
+                          m->line, m->column, m->name, m->site);
         }
     for (size_t i = 0; i < self->policy_count; i++) {
         const cohort_policy_t *pol = &self->policies[i];
@@ -878,8 +877,8 @@ int cohort_roster_check(cohort_roster_t *self, const cohort_trust_t *trust, time
                                               &err) == COHORT_TRUST_OK;
         m->revoked = cohort_roster_is_revoked(self, m->info.fingerprint);
         if (!m->trusted) {
-            s_problem(problems, true, "%s:%zu:%zu: member '%s': %s", self->name, m->line,
-                      m->column, m->name, cohort_err_text(&err));
+            s_problem(problems, true, "%s:%zu:%zu: member '%s': %s", self->name, m->line, m->column,
+                      m->name, cohort_err_text(&err));
             continue;
         }
         if (strcmp(m->info.name, m->name) != 0)
@@ -1002,9 +1001,9 @@ out:
     return rc;
 }
 
-int cohort_roster_load_signed(const char *path, const char *sig_path,
-                              const cohort_trust_t *trust, time_t now, cohort_roster_t **out,
-                              cohort_problems_t *warnings, cohort_err_t *err)
+int cohort_roster_load_signed(const char *path, const char *sig_path, const cohort_trust_t *trust,
+                              time_t now, cohort_roster_t **out, cohort_problems_t *warnings,
+                              cohort_err_t *err)
 {
     char *buf = NULL, *sig = NULL;
     size_t len = 0, sig_len = 0;
@@ -1144,9 +1143,8 @@ const char *cohort_admit_name(cohort_admit_t result)
     return "unknown";
 }
 
-cohort_admit_t cohort_roster_admit(const cohort_roster_t *self,
-                                   const uint8_t key[COHORT_KEY_LEN], time_t now,
-                                   const cohort_member_t **member)
+cohort_admit_t cohort_roster_admit(const cohort_roster_t *self, const uint8_t key[COHORT_KEY_LEN],
+                                   time_t now, const cohort_member_t **member)
 {
     assert(self->checked);
     if (member)
@@ -1190,14 +1188,14 @@ static cohort_member_t *s_find_mut(cohort_roster_t *self, const char *name, coho
 static int s_check_endpoints(const char *const *endpoints, size_t count, cohort_err_t *err)
 {
     if (count > COHORT_ROSTER_MAX_ENDPOINTS)
-        return cohort_err_set(err, "endpoints: at most %d, got %zu",
-                              COHORT_ROSTER_MAX_ENDPOINTS, count);
+        return cohort_err_set(err, "endpoints: at most %d, got %zu", COHORT_ROSTER_MAX_ENDPOINTS,
+                              count);
     for (size_t i = 0; i < count; i++)
         if (!cohort_endpoint_valid(endpoints[i])) {
             char q[160];
-            return cohort_err_set(err, "endpoint: must be tcp://HOST:PORT, got %s",
-                                  cohort_err_quote(q, sizeof q, endpoints[i],
-                                                   strlen(endpoints[i])));
+            return cohort_err_set(
+                err, "endpoint: must be tcp://HOST:PORT, got %s",
+                cohort_err_quote(q, sizeof q, endpoints[i], strlen(endpoints[i])));
         }
     return 0;
 }
@@ -1215,12 +1213,14 @@ int cohort_roster_add(cohort_roster_t *self, const char *name, X509 *cert, unsig
                       cohort_err_t *err)
 {
     if (!s_name_ok(name))
-        return cohort_err_set(err, "name: must be 1..63 characters of A-Z a-z 0-9 . _ - "
-                                   "starting with a letter or digit, got '%.80s'",
+        return cohort_err_set(err,
+                              "name: must be 1..63 characters of A-Z a-z 0-9 . _ - "
+                              "starting with a letter or digit, got '%.80s'",
                               name);
     if (site && *site && !s_name_ok(site))
-        return cohort_err_set(err, "site: must be 1..63 characters of A-Z a-z 0-9 . _ -, got "
-                                   "'%.80s'",
+        return cohort_err_set(err,
+                              "site: must be 1..63 characters of A-Z a-z 0-9 . _ -, got "
+                              "'%.80s'",
                               site);
     if (s_check_endpoints(endpoints, endpoint_count, err) < 0)
         return -1;
@@ -1229,8 +1229,7 @@ int cohort_roster_add(cohort_roster_t *self, const char *name, X509 *cert, unsig
     cohort_cert_info_t info;
     cohort_cert_describe(cert, &info);
     if (strcmp(info.name, name) != 0)
-        return cohort_err_set(err, "certificate is for '%s' (its CN), not '%s'", info.name,
-                              name);
+        return cohort_err_set(err, "certificate is for '%s' (its CN), not '%s'", info.name, name);
     if (!info.key_is_x25519)
         return cohort_err_set(err, "certificate holds a %s key; node keys must be X25519",
                               info.key_type);
@@ -1244,8 +1243,7 @@ int cohort_roster_add(cohort_roster_t *self, const char *name, X509 *cert, unsig
         if (!memcmp(m->info.public_key, info.public_key, COHORT_KEY_LEN))
             return cohort_err_set(err, "member '%s' already has this public key", m->name);
     }
-    self->members =
-        cohort_realloc(self->members, (self->member_count + 1) * sizeof *self->members);
+    self->members = cohort_realloc(self->members, (self->member_count + 1) * sizeof *self->members);
     cohort_member_t *m = &self->members[self->member_count++];
     memset(m, 0, sizeof *m);
     m->name = cohort_strdup(name);
@@ -1327,8 +1325,9 @@ int cohort_roster_set_site(cohort_roster_t *self, const char *name, const char *
                            cohort_err_t *err)
 {
     if (*site && !s_name_ok(site))
-        return cohort_err_set(err, "site: must be 1..63 characters of A-Z a-z 0-9 . _ -, got "
-                                   "'%.80s'",
+        return cohort_err_set(err,
+                              "site: must be 1..63 characters of A-Z a-z 0-9 . _ -, got "
+                              "'%.80s'",
                               site);
     cohort_member_t *m = s_find_mut(self, name, err);
     if (!m)

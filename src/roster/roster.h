@@ -131,9 +131,9 @@ int cohort_roster_verify_sig(const char *buf, size_t len, const char *sig_name,
  * verifies the signature, parses, and checks members at time now. Fatal
  * problems fail with the first one in err; warnings go to *warnings if
  * non-NULL (caller finalises). *out: caller owns, checked. */
-int cohort_roster_load_signed(const char *path, const char *sig_path,
-                              const cohort_trust_t *trust, time_t now, cohort_roster_t **out,
-                              cohort_problems_t *warnings, cohort_err_t *err);
+int cohort_roster_load_signed(const char *path, const char *sig_path, const cohort_trust_t *trust,
+                              time_t now, cohort_roster_t **out, cohort_problems_t *warnings,
+                              cohort_err_t *err);
 
 /* Accessors. Borrowed pointers stay valid until the roster is changed or
  * destroyed. */
@@ -168,9 +168,8 @@ const char *cohort_admit_name(cohort_admit_t result);
 /* Decides admission for key. The roster must have passed cohort_roster_check
  * (programmer error otherwise). *member (may be NULL) gets the matching
  * member, borrowed, or NULL if none. Runs in O(members). */
-cohort_admit_t cohort_roster_admit(const cohort_roster_t *self,
-                                   const uint8_t key[COHORT_KEY_LEN], time_t now,
-                                   const cohort_member_t **member);
+cohort_admit_t cohort_roster_admit(const cohort_roster_t *self, const uint8_t key[COHORT_KEY_LEN],
+                                   time_t now, const cohort_member_t **member);
 
 /* Editing (cohortctl). Each successful change increments the serial and
  * drops the checked mark. */

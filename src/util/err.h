@@ -25,8 +25,7 @@ void cohort_err_clear(cohort_err_t *err);
 /* Sets the text with printf formatting; always returns -1 so callers can
  * write `return cohort_err_set(err, ...)`. err may be NULL (the text is then
  * dropped). */
-int cohort_err_set(cohort_err_t *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int cohort_err_set(cohort_err_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Puts "PREFIX: " in front of the current text; returns -1. Used to add the
  * `where` part while an error travels up (e.g. the file name). */

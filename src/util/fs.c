@@ -158,13 +158,12 @@ int cohort_fs_mkdir_p(const char *dir, mode_t mode, cohort_err_t *err)
 {
     char *copy = cohort_strdup(dir);
     int rc = 0;
-    for (char *p = copy + 1; ; p++) {
+    for (char *p = copy + 1;; p++) {
         if (*p == '/' || *p == '\0') {
             char saved = *p;
             *p = '\0';
             if (mkdir(copy, mode) < 0 && errno != EEXIST) {
-                rc = cohort_err_set(err, "%s: cannot create directory: %s", copy,
-                                    strerror(errno));
+                rc = cohort_err_set(err, "%s: cannot create directory: %s", copy, strerror(errno));
                 break;
             }
             *p = saved;

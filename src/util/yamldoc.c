@@ -16,8 +16,8 @@ static int s_check_tree(cohort_yaml_t *y, cohort_err_t *err)
     yaml_node_t *start = y->doc.nodes.start, *top = y->doc.nodes.top;
     size_t count = (size_t)(top - start);
     if (count > COHORT_YAML_MAX_NODES)
-        return cohort_err_set(err, "%s: document has %zu nodes, more than the limit of %d",
-                              y->name, count, COHORT_YAML_MAX_NODES);
+        return cohort_err_set(err, "%s: document has %zu nodes, more than the limit of %d", y->name,
+                              count, COHORT_YAML_MAX_NODES);
     unsigned char *seen = cohort_calloc(count + 1, 1);
     /* The root (node 1) has no parent, so any reference to it is an alias
      * (`&a [*a]` makes a list that contains itself). */
@@ -35,8 +35,8 @@ static int s_check_tree(cohort_yaml_t *y, cohort_err_t *err)
                 }
             }
         } else if (n->type == YAML_MAPPING_NODE) {
-            for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
-                 p < n->data.mapping.pairs.top; p++) {
+            for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+                 p++) {
                 if (seen[p->key]++ || seen[p->value]++) {
                     rc = cohort_yaml_fail(y, cohort_yaml_at(y, p->value), err,
                                           "aliases (*name) are not supported");
@@ -87,8 +87,8 @@ int cohort_yaml_load(cohort_yaml_t *y, const char *name, const char *buf, size_t
     if (!yaml_parser_load(&parser, &y->doc)) {
         s_problem_at(&parser, buf, len, &line, &col);
         cohort_err_set(err, "%s:%zu:%zu: invalid YAML: %s%s%s", name, line, col,
-                       parser.problem ? parser.problem : "parse error",
-                       parser.context ? " " : "", parser.context ? parser.context : "");
+                       parser.problem ? parser.problem : "parse error", parser.context ? " " : "",
+                       parser.context ? parser.context : "");
         goto out;
     }
     y->loaded = true;
@@ -104,8 +104,8 @@ int cohort_yaml_load(cohort_yaml_t *y, const char *name, const char *buf, size_t
     yaml_mark_t mark = extra.start_mark;
     yaml_document_delete(&extra);
     if (more) {
-        cohort_err_set(err, "%s:%zu:%zu: only one YAML document is allowed", name,
-                       mark.line + 1, mark.column + 1);
+        cohort_err_set(err, "%s:%zu:%zu: only one YAML document is allowed", name, mark.line + 1,
+                       mark.column + 1);
         goto out;
     }
     rc = s_check_tree(y, err);
@@ -141,8 +141,8 @@ const char *cohort_yaml_where(cohort_yaml_t *y, const yaml_node_t *node, char *o
     return out;
 }
 
-int cohort_yaml_fail(cohort_yaml_t *y, const yaml_node_t *node, cohort_err_t *err,
-                     const char *fmt, ...)
+int cohort_yaml_fail(cohort_yaml_t *y, const yaml_node_t *node, cohort_err_t *err, const char *fmt,
+                     ...)
 {
     char where[512], what[COHORT_ERR_TEXT_MAX];
     va_list ap;
@@ -166,8 +166,7 @@ bool cohort_yaml_is_null(const yaml_node_t *node)
     if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
     const char *v = (const char *)node->data.scalar.value;
-    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
-           !strcmp(v, "NULL");
+    return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") || !strcmp(v, "NULL");
 }
 
 const char *cohort_yaml_kind(const yaml_node_t *node)
@@ -291,8 +290,8 @@ static void s_scalar(cohort_yemit_t *self, const char *value, int plain_ok, int 
     yaml_event_t ev;
     /* libyaml copies the value but its prototype is not const-correct. */
     yaml_char_t *text = (yaml_char_t *)(uintptr_t)value;
-    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, text, (int)strlen(value),
-                                      plain_ok, quoted_ok, style)) {
+    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, text, (int)strlen(value), plain_ok,
+                                      quoted_ok, style)) {
         self->failed = true;
         return;
     }
@@ -304,15 +303,14 @@ void cohort_yemit_str(cohort_yemit_t *self, const char *value)
     /* Plain only when it cannot be misread as another type. */
     bool plain = *value && strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                          "0123456789_-./:") == strlen(value);
-    static const char *const words[] = {"true", "false", "yes", "no",  "on",
-                                        "off",  "null", "~",   "True", "False"};
+    static const char *const words[] = {"true", "false", "yes", "no",   "on",
+                                        "off",  "null",  "~",   "True", "False"};
     for (size_t i = 0; plain && i < sizeof words / sizeof words[0]; i++)
         if (!strcmp(value, words[i]))
             plain = false;
     if (plain && strspn(value, "0123456789.-") == strlen(value))
         plain = false;
-    s_scalar(self, value, 1, 1,
-             plain ? YAML_PLAIN_SCALAR_STYLE : YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+    s_scalar(self, value, 1, 1, plain ? YAML_PLAIN_SCALAR_STYLE : YAML_DOUBLE_QUOTED_SCALAR_STYLE);
 }
 
 void cohort_yemit_literal(cohort_yemit_t *self, const char *value)

@@ -40,8 +40,8 @@ yaml_node_t *cohort_yaml_at(cohort_yaml_t *y, int index);
 
 /* Sets err to "NAME:LINE:COL: " + the formatted text, at node's start
  * (node may be NULL: then no line and column). Returns -1. */
-int cohort_yaml_fail(cohort_yaml_t *y, const yaml_node_t *node, cohort_err_t *err,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int cohort_yaml_fail(cohort_yaml_t *y, const yaml_node_t *node, cohort_err_t *err, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
 
 /* Writes "NAME:LINE:COL" for node into out. Returns out. */
 const char *cohort_yaml_where(cohort_yaml_t *y, const yaml_node_t *node, char *out, size_t cap);

@@ -13,8 +13,8 @@ int cohort_wire_decode(const uint8_t *buf, size_t len, size_t max, Cohort__Wire_
     if (!env)
         return cohort_err_set(err, "envelope: malformed (%zu bytes)", len);
     if (env->version != COHORT_WIRE_VERSION) {
-        cohort_err_set(err, "envelope: unsupported version %u (this node speaks %d)",
-                       env->version, COHORT_WIRE_VERSION);
+        cohort_err_set(err, "envelope: unsupported version %u (this node speaks %d)", env->version,
+                       COHORT_WIRE_VERSION);
         cohort_wire_free(&env);
         return -1;
     }

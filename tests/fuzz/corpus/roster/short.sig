@@ -1,0 +1,3 @@
+algorithm: ed25519
+signer: abc
+signature: AAAA

@@ -1,0 +1,4 @@
+# detached signature of the roster file's exact bytes
+algorithm: ed25519
+signer: e8605ccb9a5dcb41b69a33accf805c7626ab47a861f4ae257c87093512624321
+signature: FpDeIKpavm96pFzzkNAeYkK08KTiP/yVH3EcRnqwXXCg0z83g4C94b/EYsujcN4NSGs1My3DGhlL6y6qAsknAA==
