@@ -33,9 +33,12 @@ int cohort_cli_int(const char *cmd, const char *opt, const char *text, long min,
     char *end = NULL;
     errno = 0;
     long v = strtol(text, &end, 10);
-    if (!*text || *end || errno || v < min || v > max)
-        return cohort_cli_fail(COHORT_CLI_EXIT_USAGE, cmd, "%s: must be %ld..%ld, got '%.40s'", opt,
-                               min, max, text);
+    if (!*text || *end || errno || v < min || v > max) {
+        /* Callers test for < 0: returning the exit code (2) here made them go on. */
+        cohort_cli_fail(COHORT_CLI_EXIT_USAGE, cmd, "%s: must be %ld..%ld, got '%.40s'", opt, min,
+                        max, text);
+        return -1;
+    }
     *out = v;
     return 0;
 }
