@@ -198,6 +198,7 @@ static int s_cert_issue(int argc, char **argv)
     char *key_path = out ? cohort_sprintf("%s/node.key", out) : NULL;
     char *cert_path = out ? cohort_sprintf("%s/node.crt", out) : NULL;
     int rc = COHORT_CLI_EXIT_FAIL;
+    bool generated = false;
     if (cohort_cli_load_ca(ca, &ca_key, &ca_cert, &err) < 0)
         goto fail;
     if (pub) {
@@ -209,14 +210,21 @@ static int s_cert_issue(int argc, char **argv)
             goto fail;
         fprintf(stderr, "cohortctl: %s: using the existing key %s\n", cmd, key_path);
     } else {
-        if (cohort_fs_mkdir_p(out, 0700, &err) < 0)
-            goto fail;
+        /* Issue before saving, so a refused name leaves no orphan key. */
         node_key = cohort_key_generate(COHORT_KEY_X25519);
-        if (cohort_key_save_private(key_path, node_key, false, &err) < 0)
-            goto fail;
+        generated = true;
     }
     if (cohort_cert_issue(ca_cert, ca_key, name, node_key, (int)days, &cert, &err) < 0)
         goto fail;
+    if (generated) {
+        char *pub_path = cohort_sprintf("%s/node.pub", out);
+        int saved = cohort_fs_mkdir_p(out, 0700, &err) == 0 &&
+                    cohort_key_save_private(key_path, node_key, false, &err) == 0 &&
+                    cohort_key_save_public(pub_path, node_key, &err) == 0;
+        free(pub_path);
+        if (!saved)
+            goto fail;
+    }
     if (!out) {
         char *pem = cohort_cert_to_pem(cert);
         fputs(pem, stdout);
@@ -253,11 +261,16 @@ static void s_print_cert(X509 *cert)
     if (info.key_is_x25519)
         cohort_key_z85(info.public_key, z85);
     long days_left = (long)((info.not_after - time(NULL)) / 86400);
+    char left[48];
+    if (info.not_after < time(NULL))
+        snprintf(left, sizeof left, "EXPIRED %ld days ago", -days_left);
+    else
+        snprintf(left, sizeof left, "%ld days left", days_left);
     printf("name:        %s\nissuer:      %s\nfingerprint: sha256:%s\nkey type:    %s\n"
-           "curve key:   %s\nvalid from:  %s\nvalid until: %s (%ld days left)\nca:          %s\n",
+           "curve key:   %s\nvalid from:  %s\nvalid until: %s (%s)\nca:          %s\n",
            info.name, info.issuer, info.fingerprint_hex, info.key_type, z85,
            cohort_cert_time_text(info.not_before, from),
-           cohort_cert_time_text(info.not_after, until), days_left, info.is_ca ? "yes" : "no");
+           cohort_cert_time_text(info.not_after, until), left, info.is_ca ? "yes" : "no");
 }
 
 static int s_cert_show(int argc, char **argv)

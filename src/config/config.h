@@ -81,7 +81,7 @@ typedef enum {
     COHORT_CONFIG_TYPE_ENUM,     /* one of values[] */
     COHORT_CONFIG_TYPE_SIZE,     /* bytes: N, NB, NKiB, NMiB, NGiB */
     COHORT_CONFIG_TYPE_DURATION, /* milliseconds: Nms, Ns, Nm, Nh */
-    COHORT_CONFIG_TYPE_LIST,     /* YAML list of strings (a scalar is one item) */
+    COHORT_CONFIG_TYPE_LIST,     /* YAML list of strings; a scalar is one item, a null none */
     COHORT_CONFIG_TYPE_PATHLIST  /* LIST whose items are PATHs */
 } cohort_config_type_t;
 

@@ -24,6 +24,18 @@ void cohort_identity_destroy(cohort_identity_t **self_p)
     *self_p = NULL;
 }
 
+static bool s_same_file(const char *a, const char *b)
+{
+    char *x = NULL, *y = NULL;
+    size_t xl = 0, yl = 0;
+    bool same = cohort_fs_read(a, COHORT_ROSTER_FILE_MAX, &x, &xl, NULL) == 0 &&
+                cohort_fs_read(b, COHORT_ROSTER_FILE_MAX, &y, &yl, NULL) == 0 && xl == yl &&
+                memcmp(x, y, xl) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
 /* The roster a node already accepted earlier; a config pointing at an older
  * one must not roll the node back (revocations would come undone). */
 static int s_check_held(cohort_identity_t *self, const cohort_config_t *cfg, time_t now,
@@ -40,13 +52,20 @@ static int s_check_held(cohort_identity_t *self, const cohort_config_t *cfg, tim
         if (cohort_roster_load_signed(held_path, held_sig, self->trust, now, &held, NULL,
                                       &ignore) == 0) {
             self->held_serial = cohort_roster_serial(held);
-            if (cohort_roster_serial(self->roster) < self->held_serial)
+            uint64_t serial = cohort_roster_serial(self->roster);
+            if (serial < self->held_serial)
                 rc = cohort_err_set(err,
                                     "%s: serial %llu is lower than serial %llu already held in "
                                     "%s; a node never goes back to an older roster",
-                                    cfg->roster,
-                                    (unsigned long long)cohort_roster_serial(self->roster),
+                                    cfg->roster, (unsigned long long)serial,
                                     (unsigned long long)self->held_serial, held_path);
+            else if (serial == self->held_serial && !s_same_file(cfg->roster, held_path))
+                /* Two signed rosters with one serial: accepting the other
+                 * one could undo a revocation. Every change must bump it. */
+                rc = cohort_err_set(err,
+                                    "%s: serial %llu equals the serial held in %s but the "
+                                    "contents differ; a changed roster needs a higher serial",
+                                    cfg->roster, (unsigned long long)serial, held_path);
         }
     }
     cohort_roster_destroy(&held);
@@ -94,8 +113,14 @@ int cohort_identity_open(const cohort_config_t *cfg, time_t now, cohort_identity
     const cohort_member_t *me = NULL;
     cohort_admit_t admit = cohort_roster_admit(self->roster, pub, now, &me);
     if (admit != COHORT_ADMIT_OK) {
-        if (admit == COHORT_ADMIT_UNKNOWN)
-            cohort_err_set(err, "%s: this node ('%s', key %s...) is not a member of cluster '%s'",
+        if (admit == COHORT_ADMIT_UNKNOWN &&
+            cohort_roster_is_revoked(self->roster, self->info.fingerprint))
+            cohort_err_set(err, "%s: this node's certificate (sha256:%s) has been revoked",
+                           cfg->roster, self->info.fingerprint_hex);
+        else if (admit == COHORT_ADMIT_UNKNOWN)
+            cohort_err_set(err,
+                           "%s: this node ('%s', certificate sha256:%s) is not a member of "
+                           "cluster '%s'",
                            cfg->roster, cfg->node_name, self->info.fingerprint_hex,
                            cohort_roster_cluster(self->roster));
         else

@@ -51,7 +51,9 @@ int cohort_cert_issue(X509 *ca_cert, EVP_PKEY *ca_key, const char *name, EVP_PKE
                       int days, X509 **out, cohort_err_t *err);
 
 /* Parses exactly one PEM certificate from buf. `where` names the source in
- * errors. Rejects other PEM types, trailing certificates and garbage.
+ * errors. Rejects other PEM block types, a second block, a truncated block
+ * and DER that is not exactly one X.509 certificate. Text outside PEM blocks
+ * (comments, as `openssl x509 -text` writes) is ignored, as OpenSSL does.
  * *out: caller owns. */
 int cohort_cert_parse_pem(const char *where, const char *buf, size_t len, X509 **out,
                           cohort_err_t *err);

@@ -1231,7 +1231,7 @@ int cohort_roster_add(cohort_roster_t *self, const char *name, X509 *cert, unsig
     if (strcmp(info.name, name) != 0)
         return cohort_err_set(err, "certificate is for '%s' (its CN), not '%s'", info.name, name);
     if (!info.key_is_x25519)
-        return cohort_err_set(err, "certificate holds a %s key; node keys must be X25519",
+        return cohort_err_set(err, "certificate holds a key of type %s; node keys must be X25519",
                               info.key_type);
     if (cohort_roster_is_revoked(self, info.fingerprint))
         return cohort_err_set(err, "certificate %s is revoked; issue a new one",

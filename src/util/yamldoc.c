@@ -73,11 +73,41 @@ static void s_problem_at(const yaml_parser_t *parser, const char *buf, size_t le
     }
 }
 
+/* The document API forgets where an alias stood, so a first pass over the
+ * events finds aliases (and syntax errors) with their real position. */
+static int s_scan_events(const char *name, const char *buf, size_t len, cohort_err_t *err)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        abort();
+    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+    int rc = 0;
+    for (bool done = false; !done && rc == 0;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = cohort_err_set(err, "%s:%zu:%zu: invalid YAML: %s%s%s", name,
+                                parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                                parser.problem ? parser.problem : "parse error",
+                                parser.context ? " " : "", parser.context ? parser.context : "");
+            break;
+        }
+        if (ev.type == YAML_ALIAS_EVENT)
+            rc = cohort_err_set(err, "%s:%zu:%zu: aliases (*name) are not supported", name,
+                                ev.start_mark.line + 1, ev.start_mark.column + 1);
+        done = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 int cohort_yaml_load(cohort_yaml_t *y, const char *name, const char *buf, size_t len,
                      cohort_err_t *err)
 {
     memset(y, 0, sizeof *y);
     y->name = name;
+    if (s_scan_events(name, buf, len, err) < 0)
+        return -1;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         abort(); /* only fails on OOM */

@@ -64,9 +64,9 @@ fail() {
             echo "  command: $CLI_LAST_CMD"
             echo "  exit code: $RC"
             echo "  stdout:"
-            sed 's/^/    | /' <<<"$OUT"
+            printf '%s\n' "$OUT" | sed 's/^/    | /'
             echo "  stderr:"
-            sed 's/^/    | /' <<<"$ERR"
+            printf '%s\n' "$ERR" | sed 's/^/    | /'
         fi
     } >&2
     return 1
@@ -149,6 +149,11 @@ assert_no_file() {
 # assert_same_file A B: A and B hold the same bytes.
 assert_same_file() {
     cmp -s "$1" "$2" || CLI_LAST_CMD="" fail "$1 and $2 differ"
+}
+
+# re PATH: PATH with grep -E metacharacters escaped, for use in patterns.
+re() {
+    printf '%s\n' "$1" | sed 's/[][\\.*^$+?(){}|]/\\&/g'
 }
 
 # ---- cases ----

@@ -294,7 +294,7 @@ static void test_parse_errors_name_the_place_and_the_value(void **state)
                         "r.yaml:3:11: revoked[0].fingerprint: must be a SHA-256 fingerprint (64 "
                         "hex digits), got 'zz'");
     assert_string_equal(s_parse_error("cluster: demo\nserial: 1\nmembers: [&a {name: x}, *a]\n"),
-                        "r.yaml:3:11: aliases (*name) are not supported");
+                        "r.yaml:3:25: aliases (*name) are not supported");
     assert_string_equal(s_parse_error("cluster: demo\nserial: 1\n---\ncluster: x\n"),
                         "r.yaml:3:1: only one YAML document is allowed");
     const char *bad_yaml = "cluster: demo\nserial: [1\n";

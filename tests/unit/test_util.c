@@ -88,7 +88,7 @@ static void test_yaml_loader_reports_positions_and_refuses_tricks(void **state)
 
     const char *alias = "a: &x [1, 2]\nb: *x\n";
     assert_int_equal(cohort_yaml_load(&y, "t.yaml", alias, strlen(alias), &err), -1);
-    assert_string_equal(err.text, "t.yaml:1:4: aliases (*name) are not supported");
+    assert_string_equal(err.text, "t.yaml:2:4: aliases (*name) are not supported");
     cohort_yaml_fini(&y);
 
     const char *broken = "a: [1, 2\n";
