@@ -85,8 +85,9 @@ static int s_scan_events(const char *name, const char *buf, size_t len, cohort_e
     for (bool done = false; !done && rc == 0;) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&parser, &ev)) {
-            rc = cohort_err_set(err, "%s:%zu:%zu: invalid YAML: %s%s%s", name,
-                                parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+            size_t line, col;
+            s_problem_at(&parser, buf, len, &line, &col);
+            rc = cohort_err_set(err, "%s:%zu:%zu: invalid YAML: %s%s%s", name, line, col,
                                 parser.problem ? parser.problem : "parse error",
                                 parser.context ? " " : "", parser.context ? parser.context : "");
             break;

@@ -320,7 +320,7 @@ static void test_relative_paths_resolve_against_the_config_directory(void **stat
     snprintf(expect, sizeof expect, "%s/etc/node.yaml", real);
     assert_string_equal(cfg->path, expect);
     cohort_config_destroy(&cfg);
-    test_write(sub, "bad.yaml", "node:\n  name: -x\n", 0644);
+    free(test_write(sub, "bad.yaml", "node:\n  name: -x\n", 0644));
     assert_int_equal(cohort_config_load("etc/bad.yaml", &cfg, &err), -1);
     assert_string_equal(cohort_err_text(&err),
                         "etc/bad.yaml:2:9: node.name: must be 1..63 characters of A-Z a-z 0-9 . "
@@ -703,6 +703,49 @@ static void test_path_rules_are_enforced(void **state)
     free(yaml);
 }
 
+/* Expects an error starting with prefix (the quoted value is cut short). */
+static void s_expect_error_prefix(const char *yaml, const char *prefix)
+{
+    cohort_config_t *cfg = NULL;
+    cohort_err_t err;
+    cohort_err_clear(&err);
+    assert_int_equal(
+        cohort_config_parse("node.yaml", "/etc/cohort", yaml, strlen(yaml), &cfg, &err), -1);
+    if (strncmp(cohort_err_text(&err), prefix, strlen(prefix)) != 0)
+        fail_msg("got: %s\nwanted: %s...", cohort_err_text(&err), prefix);
+}
+
+static void test_derived_values_over_the_length_limit_are_refused(void **state)
+{
+    (void)state;
+    /* Derived values obey the same limit as explicit ones, or an emitted
+     * config would not load again. */
+    char *yaml = malloc(8192);
+    char *name = malloc(4096);
+    memset(name, 'r', 4091);
+    name[4090] = '\0';
+    /* "/" + 4090 bytes + ".sig" is exactly 4095. */
+    snprintf(yaml, 8192, "node:\n  name: a\ntrust:\n  ca: x\n  roster: /%s\n", name);
+    cohort_config_t *cfg = s_parse(yaml);
+    assert_int_equal(strlen(cfg->roster_sig), 4095);
+    cohort_config_destroy(&cfg);
+    name[4090] = 'r';
+    name[4091] = '\0';
+    snprintf(yaml, 8192, "node:\n  name: a\ntrust:\n  ca: x\n  roster: /%s\n", name);
+    s_expect_error_prefix(yaml, "node.yaml:5:11: trust.roster_signature: derived from "
+                                "trust.roster, would be longer than 4095 bytes; set it "
+                                "explicitly, got '/rrrr");
+    snprintf(yaml, 8192, "node:\n  name: a\n  state_dir: /%s\ntrust:\n  ca: x\n", name);
+    s_expect_error_prefix(yaml, "node.yaml:3:14: api.endpoint: derived from node.state_dir, "
+                                "would be longer than 4095 bytes; set it explicitly, got '/rrrr");
+    name[4080] = '\0'; /* 4086 bytes as written, 4098 once resolved */
+    snprintf(yaml, 8192, MINIMAL "api:\n  endpoint: ipc://%s\n", name);
+    s_expect_error_prefix(yaml, "node.yaml:6:13: api.endpoint: must be at most 4095 bytes once "
+                                "resolved, got 'ipc://rrrr");
+    free(name);
+    free(yaml);
+}
+
 static void test_malformed_yaml_is_refused_with_its_position(void **state)
 {
     (void)state;
@@ -721,11 +764,11 @@ static void test_aliases_are_refused(void **state)
 {
     (void)state;
     s_expect_error("node: &n\n  name: a\ntrust:\n  ca: x\nidentity: *n\n",
-                   "node.yaml:1:7: aliases (*name) are not supported");
+                   "node.yaml:5:11: aliases (*name) are not supported");
     /* An alias to the root would make the document contain itself. */
-    s_expect_error("&a {node: *a}\n", "node.yaml:1:1: aliases (*name) are not supported");
+    s_expect_error("&a {node: *a}\n", "node.yaml:1:11: aliases (*name) are not supported");
     s_expect_error(MINIMAL "log:\n  level: *nope\n",
-                   "node.yaml:6:10: invalid YAML: found undefined alias");
+                   "node.yaml:6:10: aliases (*name) are not supported");
 }
 
 static void test_two_documents_are_refused(void **state)
@@ -825,6 +868,7 @@ int main(void)
         cmocka_unit_test(test_bad_listen_address_and_api_endpoint_are_refused),
         cmocka_unit_test(test_ca_list_size_is_bounded),
         cmocka_unit_test(test_path_rules_are_enforced),
+        cmocka_unit_test(test_derived_values_over_the_length_limit_are_refused),
         cmocka_unit_test(test_malformed_yaml_is_refused_with_its_position),
         cmocka_unit_test(test_aliases_are_refused),
         cmocka_unit_test(test_two_documents_are_refused),

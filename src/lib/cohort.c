@@ -1,0 +1,429 @@
+/*
+ * libcohort: the front object over the node actor. See cohort.h.
+ *
+ * Every call is a command on the actor pipe (node.h); deliveries and events
+ * are read from the actor's inbox PAIR. Requests made with cohort_request()
+ * park unrelated deliveries in a local queue so cohort_recv() still sees
+ * them, in order.
+ */
+#include "cohort.h"
+#include "envelope.pb-c.h"
+#include "node/node.h"
+#include "util/mem.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cohort {
+    zactor_t *actor;
+    zsock_t *inbox;
+    zlist_t *parked; /* cohort_msg_t * received while waiting for a reply */
+    uint64_t next_request_id;
+};
+
+typedef struct {
+    char *key, *value;
+} s_header_t;
+
+struct cohort_msg {
+    cohort_msg_kind_t kind;
+    char *subject;
+    char *sender;
+    char *error;
+    uint64_t request_id;
+    cohort_status_t status;
+    s_header_t *headers;
+    size_t header_count;
+    uint8_t *payload;
+    size_t len;
+};
+
+const char *cohort_status_name(cohort_status_t status)
+{
+    static const char *const names[] = {
+        "ok",         "error",     "unknown-node", "no-responders", "timeout",
+        "queue-full", "too-large", "invalid",      "not-connected"};
+    return (unsigned)status < sizeof names / sizeof names[0] ? names[status] : "unknown";
+}
+
+/* ---- messages ---- */
+
+cohort_msg_t *cohort_msg_new(const char *subject, const void *payload, size_t len)
+{
+    cohort_msg_t *msg = cohort_calloc(1, sizeof *msg);
+    msg->subject = cohort_strdup(subject ? subject : "");
+    msg->sender = cohort_strdup("");
+    msg->error = cohort_strdup("");
+    msg->payload = cohort_malloc(len);
+    if (len)
+        memcpy(msg->payload, payload, len);
+    msg->len = len;
+    return msg;
+}
+
+void cohort_msg_destroy(cohort_msg_t **msg_p)
+{
+    if (!msg_p || !*msg_p)
+        return;
+    cohort_msg_t *msg = *msg_p;
+    for (size_t i = 0; i < msg->header_count; i++) {
+        free(msg->headers[i].key);
+        free(msg->headers[i].value);
+    }
+    free(msg->headers);
+    free(msg->subject);
+    free(msg->sender);
+    free(msg->error);
+    free(msg->payload);
+    free(msg);
+    *msg_p = NULL;
+}
+
+void cohort_msg_set_header(cohort_msg_t *msg, const char *key, const char *value)
+{
+    for (size_t i = 0; i < msg->header_count; i++)
+        if (!strcmp(msg->headers[i].key, key)) {
+            free(msg->headers[i].value);
+            msg->headers[i].value = cohort_strdup(value);
+            return;
+        }
+    msg->headers = cohort_realloc(msg->headers, (msg->header_count + 1) * sizeof *msg->headers);
+    msg->headers[msg->header_count].key = cohort_strdup(key);
+    msg->headers[msg->header_count].value = cohort_strdup(value);
+    msg->header_count++;
+}
+
+const char *cohort_msg_header(const cohort_msg_t *msg, const char *key)
+{
+    for (size_t i = 0; i < msg->header_count; i++)
+        if (!strcmp(msg->headers[i].key, key))
+            return msg->headers[i].value;
+    return NULL;
+}
+
+const char *cohort_msg_subject(const cohort_msg_t *msg)
+{
+    return msg->subject;
+}
+
+const void *cohort_msg_payload(const cohort_msg_t *msg, size_t *len)
+{
+    if (len)
+        *len = msg->len;
+    return msg->payload;
+}
+
+const char *cohort_msg_sender(const cohort_msg_t *msg)
+{
+    return msg->sender;
+}
+
+cohort_msg_kind_t cohort_msg_kind(const cohort_msg_t *msg)
+{
+    return msg->kind;
+}
+
+uint64_t cohort_msg_request_id(const cohort_msg_t *msg)
+{
+    return msg->request_id;
+}
+
+cohort_status_t cohort_msg_status(const cohort_msg_t *msg)
+{
+    return msg->status;
+}
+
+const char *cohort_msg_error(const cohort_msg_t *msg)
+{
+    return msg->error;
+}
+
+/* Encodes msg as a cohort.wire.Message frame. */
+static zframe_t *s_encode(const cohort_msg_t *msg, cohort_msg_kind_t kind)
+{
+    Cohort__Wire__Message m = COHORT__WIRE__MESSAGE__INIT;
+    Cohort__Wire__Header *hs = cohort_calloc(msg->header_count + 1, sizeof *hs);
+    Cohort__Wire__Header **hp = cohort_calloc(msg->header_count + 1, sizeof *hp);
+    for (size_t i = 0; i < msg->header_count; i++) {
+        cohort__wire__header__init(&hs[i]);
+        hs[i].key = msg->headers[i].key;
+        hs[i].value = msg->headers[i].value;
+        hp[i] = &hs[i];
+    }
+    m.kind = (Cohort__Wire__Message__Kind)kind;
+    m.subject = msg->subject;
+    m.request_id = msg->request_id;
+    m.n_headers = msg->header_count;
+    m.headers = hp;
+    m.payload.data = msg->payload;
+    m.payload.len = msg->len;
+    m.status = (uint32_t)msg->status;
+    m.error = msg->error;
+    size_t len = cohort__wire__message__get_packed_size(&m);
+    zframe_t *frame = zframe_new(NULL, len);
+    cohort__wire__message__pack(&m, zframe_data(frame));
+    free(hs);
+    free(hp);
+    return frame;
+}
+
+static cohort_msg_t *s_decode(const char *sender, zframe_t *frame)
+{
+    Cohort__Wire__Message *m =
+        cohort__wire__message__unpack(NULL, zframe_size(frame), zframe_data(frame));
+    if (!m)
+        return NULL;
+    cohort_msg_t *msg = cohort_msg_new(m->subject, m->payload.data, m->payload.len);
+    free(msg->sender);
+    msg->sender = cohort_strdup(sender);
+    free(msg->error);
+    msg->error = cohort_strdup(m->error ? m->error : "");
+    msg->kind = (cohort_msg_kind_t)m->kind;
+    msg->request_id = m->request_id;
+    msg->status = (cohort_status_t)m->status;
+    for (size_t i = 0; i < m->n_headers; i++)
+        cohort_msg_set_header(msg, m->headers[i]->key, m->headers[i]->value);
+    cohort__wire__message__free_unpacked(m, NULL);
+    return msg;
+}
+
+/* ---- the node ---- */
+
+int cohort_open(const char *config_path, cohort_t **out, char *err, size_t errlen)
+{
+    cohort_node_args_t args;
+    memset(&args, 0, sizeof args);
+    args.config_path = config_path;
+    zactor_t *actor = zactor_new(cohort_node_actor, &args);
+    /* zactor_new waits for the actor's signal; a failed start has already
+     * ended the actor and left its reason in args.error. */
+    if (!actor || args.error[0]) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s", args.error[0] ? args.error : "cannot start the node");
+        zactor_destroy(&actor);
+        return -1;
+    }
+    cohort_t *self = cohort_calloc(1, sizeof *self);
+    self->actor = actor;
+    self->parked = zlist_new();
+    zsock_send(actor, "s", "INBOX");
+    char *code = NULL, *text = NULL, *ep = NULL;
+    zsock_recv(actor, "sss", &code, &text, &ep);
+    self->inbox = zsock_new_pair(ep);
+    zstr_free(&code);
+    zstr_free(&text);
+    zstr_free(&ep);
+    assert(self->inbox);
+    *out = self;
+    return 0;
+}
+
+void cohort_close(cohort_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    cohort_t *self = *self_p;
+    zactor_destroy(&self->actor);
+    zsock_destroy(&self->inbox);
+    cohort_msg_t *msg;
+    while ((msg = zlist_pop(self->parked)))
+        cohort_msg_destroy(&msg);
+    zlist_destroy(&self->parked);
+    free(self);
+    *self_p = NULL;
+}
+
+/* Reads the actor's reply: status code and error text. */
+static cohort_status_t s_result(cohort_t *self, char *error, size_t errlen)
+{
+    char *code = NULL, *text = NULL;
+    if (zsock_recv(self->actor, "ss", &code, &text) != 0)
+        return COHORT_ERROR;
+    cohort_status_t st = code ? (cohort_status_t)atoi(code) : COHORT_ERROR;
+    if (error && errlen)
+        snprintf(error, errlen, "%s", text ? text : "");
+    zstr_free(&code);
+    zstr_free(&text);
+    return st;
+}
+
+cohort_status_t cohort_send(cohort_t *self, const char *node, cohort_msg_t **msg_p, int timeout_ms)
+{
+    assert(self && node && msg_p && *msg_p);
+    zframe_t *frame = s_encode(*msg_p, COHORT_MSG_UNICAST);
+    cohort_msg_destroy(msg_p);
+    int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
+    cohort_status_t st;
+    for (;;) {
+        zframe_t *copy = zframe_dup(frame);
+        zsock_send(self->actor, "ssf", "SEND", node, copy);
+        zframe_destroy(&copy);
+        st = s_result(self, NULL, 0);
+        if (st != COHORT_QUEUE_FULL || zclock_mono() >= deadline)
+            break;
+        zclock_sleep(2); /* backpressure: wait for acks to free the window */
+    }
+    zframe_destroy(&frame);
+    return st;
+}
+
+cohort_status_t cohort_publish(cohort_t *self, cohort_msg_t **msg_p, unsigned *recipients)
+{
+    assert(self && msg_p && *msg_p);
+    zframe_t *frame = s_encode(*msg_p, COHORT_MSG_PUBLISH);
+    cohort_msg_destroy(msg_p);
+    zsock_send(self->actor, "sf", "PUB", frame);
+    zframe_destroy(&frame);
+    char *code = NULL, *text = NULL, *count = NULL;
+    if (zsock_recv(self->actor, "sss", &code, &text, &count) != 0)
+        return COHORT_ERROR;
+    cohort_status_t st = code ? (cohort_status_t)atoi(code) : COHORT_ERROR;
+    if (recipients)
+        *recipients = count ? (unsigned)atoi(count) : 0;
+    zstr_free(&code);
+    zstr_free(&text);
+    zstr_free(&count);
+    return st;
+}
+
+static cohort_status_t s_simple(cohort_t *self, const char *verb, const char *arg)
+{
+    assert(self && arg);
+    zsock_send(self->actor, "ss", verb, arg);
+    return s_result(self, NULL, 0);
+}
+
+cohort_status_t cohort_subscribe(cohort_t *self, const char *pattern)
+{
+    return s_simple(self, "SUB", pattern);
+}
+
+cohort_status_t cohort_unsubscribe(cohort_t *self, const char *pattern)
+{
+    return s_simple(self, "UNSUB", pattern);
+}
+
+cohort_status_t cohort_serve(cohort_t *self, const char *service)
+{
+    return s_simple(self, "SERVE", service);
+}
+
+cohort_status_t cohort_unserve(cohort_t *self, const char *service)
+{
+    return s_simple(self, "UNSERVE", service);
+}
+
+cohort_status_t cohort_request_async(cohort_t *self, const char *service, cohort_msg_t **msg_p,
+                                     int timeout_ms, uint64_t *request_id)
+{
+    assert(self && service && msg_p && *msg_p);
+    uint64_t id = ++self->next_request_id;
+    zframe_t *frame = s_encode(*msg_p, COHORT_MSG_REQUEST);
+    cohort_msg_destroy(msg_p);
+    char id_text[32], timeout_text[32];
+    snprintf(id_text, sizeof id_text, "%llu", (unsigned long long)id);
+    snprintf(timeout_text, sizeof timeout_text, "%d", timeout_ms > 0 ? timeout_ms : 5000);
+    zsock_send(self->actor, "sssfs", "CALL", id_text, service, frame, timeout_text);
+    zframe_destroy(&frame);
+    if (request_id)
+        *request_id = id;
+    return s_result(self, NULL, 0);
+}
+
+/* Reads one delivery from the inbox, waiting up to timeout_ms. */
+static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
+{
+    zsock_set_rcvtimeo(self->inbox, timeout_ms);
+    zmsg_t *in = zmsg_recv(self->inbox);
+    if (!in)
+        return NULL;
+    char *type = zmsg_popstr(in);
+    cohort_msg_t *msg = NULL;
+    if (type && !strcmp(type, "D")) {
+        char *sender = zmsg_popstr(in);
+        zframe_t *frame = zmsg_pop(in);
+        if (sender && frame)
+            msg = s_decode(sender, frame);
+        zframe_destroy(&frame);
+        zstr_free(&sender);
+    } else if (type && !strcmp(type, "E")) {
+        char *ev = zmsg_popstr(in), *node = zmsg_popstr(in), *reason = zmsg_popstr(in);
+        msg = cohort_msg_new(ev ? ev : "", NULL, 0);
+        msg->kind = COHORT_MSG_EVENT;
+        free(msg->sender);
+        msg->sender = cohort_strdup(node ? node : "");
+        free(msg->error);
+        msg->error = cohort_strdup(reason ? reason : "");
+        zstr_free(&ev);
+        zstr_free(&node);
+        zstr_free(&reason);
+    }
+    zstr_free(&type);
+    zmsg_destroy(&in);
+    return msg;
+}
+
+cohort_status_t cohort_request(cohort_t *self, const char *service, cohort_msg_t **msg_p,
+                               int timeout_ms, cohort_msg_t **reply)
+{
+    uint64_t id = 0;
+    *reply = NULL;
+    cohort_status_t st = cohort_request_async(self, service, msg_p, timeout_ms, &id);
+    if (st != COHORT_OK)
+        return st;
+    /* The actor always answers: a reply, or NO_RESPONDERS / TIMEOUT. */
+    for (;;) {
+        cohort_msg_t *msg = s_read_inbox(self, -1);
+        if (!msg)
+            return COHORT_ERROR; /* interrupted */
+        if (msg->kind == COHORT_MSG_REPLY && msg->request_id == id) {
+            *reply = msg;
+            return msg->status;
+        }
+        zlist_append(self->parked, msg);
+    }
+}
+
+cohort_status_t cohort_reply(cohort_t *self, const cohort_msg_t *request, cohort_msg_t **reply_p)
+{
+    assert(self && request && reply_p && *reply_p);
+    zframe_t *frame = s_encode(*reply_p, COHORT_MSG_REPLY);
+    cohort_msg_destroy(reply_p);
+    char rid[32];
+    snprintf(rid, sizeof rid, "%llu", (unsigned long long)request->request_id);
+    zsock_send(self->actor, "sssf", "REPLY", request->sender, rid, frame);
+    zframe_destroy(&frame);
+    return s_result(self, NULL, 0);
+}
+
+cohort_msg_t *cohort_recv(cohort_t *self, int timeout_ms)
+{
+    cohort_msg_t *msg = zlist_pop(self->parked);
+    return msg ? msg : s_read_inbox(self, timeout_ms);
+}
+
+int cohort_fd(cohort_t *self)
+{
+    return zsock_fd(self->inbox);
+}
+
+cohort_status_t cohort_info(cohort_t *self, const char *what, uint8_t **buf, size_t *len)
+{
+    zsock_send(self->actor, "s", !strcmp(what, "peers") ? "PEERS" : "STATUS");
+    char *code = NULL, *text = NULL;
+    zframe_t *frame = NULL;
+    if (zsock_recv(self->actor, "ssf", &code, &text, &frame) != 0 || !frame) {
+        zstr_free(&code);
+        zstr_free(&text);
+        return COHORT_ERROR;
+    }
+    *len = zframe_size(frame);
+    *buf = cohort_malloc(*len);
+    memcpy(*buf, zframe_data(frame), *len);
+    zframe_destroy(&frame);
+    zstr_free(&code);
+    zstr_free(&text);
+    return COHORT_OK;
+}

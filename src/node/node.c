@@ -1,0 +1,1239 @@
+/*
+ * node: the node actor: overlay sockets, admission, sessions and messaging.
+ * See node.h for the model and the pipe protocol.
+ */
+#include "node/node.h"
+#include "api.pb-c.h"
+#include "config/config.h"
+#include "msg/subject.h"
+#include "node/identity.h"
+#include "overlay/session.h"
+#include "overlay/zap.h"
+#include "util/log.h"
+#include "util/mem.h"
+#include "wire/wire.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zmq.h>
+
+#define S_TICK_MS 50
+#define S_PING_MS 1000
+#define S_DOWN_AFTER_MS 5000
+#define S_RTO_MIN_MS 200
+#define S_RTO_MAX_MS 3000
+#define S_LEAVE_FLUSH_MS 2000
+/* Frames over max_message_size + this are refused by libzmq before it
+ * allocates them; those between are counted and dropped by us. */
+#define S_FRAME_SLACK (64 * 1024)
+#define S_MAX_ROUTE 256
+#define S_MAX_INTEREST 4096
+
+typedef Cohort__Wire__Envelope s_env_t;
+typedef Cohort__Wire__Message s_msg_t;
+
+typedef struct {
+    char *name;
+    char *site;
+    char fp_hex[COHORT_CERT_FP_HEX_LEN + 1];
+    unsigned roles;
+    uint8_t key[COHORT_KEY_LEN];
+    char *endpoints[COHORT_ROSTER_MAX_ENDPOINTS];
+    size_t endpoint_count;
+    void *dealer;  /* our link to them (we are the CURVE client) */
+    void *monitor; /* PAIR reading the dealer's monitor events */
+    bool dealer_up;
+    uint8_t route[S_MAX_ROUTE]; /* their dealer's routing id on our ROUTER */
+    size_t route_len;
+    bool hello_in;
+    bool up;
+    uint64_t epoch;
+    cohort_session_t *session;
+    int64_t last_seen; /* ms, 0 never */
+    int64_t rtt_us;    /* -1 unknown */
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    char **services, **patterns;
+    size_t service_count, pattern_count;
+    uint64_t interest_version;
+} s_peer_t;
+
+typedef struct {
+    uint64_t id;      /* the front's id */
+    uint64_t wire_id; /* the id on the wire (unique per node run) */
+    char *service;
+    int64_t deadline;
+} s_pending_t;
+
+typedef struct {
+    zsock_t *pipe;
+    zsock_t *inbox;
+    char inbox_ep[64];
+    zloop_t *loop;
+    cohort_config_t *cfg;
+    cohort_identity_t *id;
+    void *ctx;
+    void *zap;
+    void *router;
+    void *router_mon;
+    uint8_t public_key[COHORT_KEY_LEN];
+    uint8_t secret_key[COHORT_KEY_LEN];
+    uint64_t epoch;
+    int64_t started;
+    s_peer_t *peers;
+    size_t peer_count;
+    cohort_zap_stats_t zap_stats;
+    Cohort__Api__Counters counters;
+    char **services, **patterns;
+    size_t service_count, pattern_count;
+    uint64_t interest_version;
+    s_pending_t *pending;
+    size_t pending_count;
+    uint64_t next_wire_id;
+    zhashx_t *rr; /* service -> round-robin counter */
+    bool terminating;
+    int64_t leave_deadline;
+} s_node_t;
+
+/* protobuf-c's string fields are `char *`, but outgoing messages are only
+ * read by the encoder: literals may be put there without being written. */
+static char *s_str(const char *text)
+{
+    return (char *)(uintptr_t)text;
+}
+
+static int64_t s_now(void)
+{
+    return zclock_mono();
+}
+
+/* ---- string sets (services, patterns) ---- */
+
+static bool s_set_has(char **v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(v[i], s))
+            return true;
+    return false;
+}
+
+static bool s_set_add(char ***v, size_t *n, const char *s)
+{
+    if (s_set_has(*v, *n, s))
+        return false;
+    *v = cohort_realloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = cohort_strdup(s);
+    return true;
+}
+
+static bool s_set_del(char **v, size_t *n, const char *s)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp(v[i], s)) {
+            free(v[i]);
+            v[i] = v[--*n];
+            return true;
+        }
+    return false;
+}
+
+static void s_set_free(char ***v, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        free((*v)[i]);
+    free(*v);
+    *v = NULL;
+    *n = 0;
+}
+
+/* ---- inbox (to the front) ---- */
+
+/* The inbox never blocks the actor: when the application does not read,
+ * deliveries beyond the high-water mark are dropped and counted. */
+static void s_event(s_node_t *self, const char *type, const char *node, const char *reason)
+{
+    COHORT_LOG(COHORT_LOG_INFO, "%s node=%s reason=%s", type, node, reason);
+    if (zsock_send(self->inbox, "ssss", "E", type, node, reason) != 0)
+        self->counters.delivery_dropped++;
+}
+
+static void s_deliver(s_node_t *self, const char *sender, const s_msg_t *msg)
+{
+    size_t len = cohort__wire__message__get_packed_size(msg);
+    zframe_t *frame = zframe_new(NULL, len);
+    cohort__wire__message__pack(msg, zframe_data(frame));
+    if (zsock_send(self->inbox, "ssf", "D", sender, frame) != 0)
+        self->counters.delivery_dropped++;
+    zframe_destroy(&frame);
+}
+
+/* ---- transmitting ---- */
+
+static int s_transmit(s_node_t *self, s_peer_t *p, const uint8_t *buf, size_t len)
+{
+    if (p->dealer && p->dealer_up) {
+        if (zmq_send(p->dealer, buf, len, ZMQ_DONTWAIT) >= 0)
+            goto sent;
+    }
+    if (p->route_len) {
+        if (zmq_send(self->router, p->route, p->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+            zmq_send(self->router, buf, len, ZMQ_DONTWAIT) >= 0)
+            goto sent;
+        p->route_len = 0; /* gone (ROUTER_MANDATORY said so) */
+    }
+    return -1;
+sent:
+    p->msgs_out++;
+    p->bytes_out += len;
+    self->counters.messages_out++;
+    return 0;
+}
+
+static int s_transmit_env(s_node_t *self, s_peer_t *p, s_env_t *env)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    cohort_wire_encode(env, &buf, &len);
+    int rc = s_transmit(self, p, buf, len);
+    free(buf);
+    return rc;
+}
+
+static void s_emit_data(void *arg, uint64_t stream, uint64_t seq, const uint8_t *body, size_t len)
+{
+    void **pair = arg;
+    s_node_t *self = pair[0];
+    s_peer_t *p = pair[1];
+    s_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+    Cohort__Wire__Data data = COHORT__WIRE__DATA__INIT;
+    data.stream = stream;
+    data.seq = seq;
+    data.body.data = (uint8_t *)(uintptr_t)body; /* only read by the encoder */
+    data.body.len = len;
+    env.body_case = COHORT__WIRE__ENVELOPE__BODY_DATA;
+    env.data = &data;
+    s_transmit_env(self, p, &env);
+}
+
+/* Queues an application message on the peer's session and sends it now if
+ * a link is up. Returns a cohort.api.Code. */
+static int s_send_msg(s_node_t *self, s_peer_t *p, const s_msg_t *msg)
+{
+    size_t len = cohort__wire__message__get_packed_size(msg);
+    if (len > self->cfg->max_message_size)
+        return COHORT__API__CODE__TOO_LARGE;
+    uint8_t *body = cohort_malloc(len);
+    cohort__wire__message__pack(msg, body);
+    /* The session keeps body until it is acknowledged, which cannot happen
+     * before it is first sent: reading it through `bytes` below is safe. */
+    const uint8_t *bytes = body;
+    uint64_t stream = 0, seq = 0;
+    if (cohort_session_send(p->session, &body, len, s_now(), &stream, &seq) < 0) {
+        free(body);
+        self->counters.queue_full++;
+        return COHORT__API__CODE__QUEUE_FULL;
+    }
+    void *pair[2] = {self, p};
+    s_emit_data(pair, stream, seq, bytes, len);
+    return COHORT__API__CODE__OK;
+}
+
+static void s_send_hello(s_node_t *self, s_peer_t *p)
+{
+    s_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+    Cohort__Wire__Hello hello = COHORT__WIRE__HELLO__INIT;
+    unsigned char *der = NULL;
+    int der_len = i2d_X509(self->id->cert, &der);
+    hello.node = self->cfg->node_name;
+    hello.certificate.data = der;
+    hello.certificate.len = der_len > 0 ? (size_t)der_len : 0;
+    hello.roster_serial = cohort_roster_serial(self->id->roster);
+    hello.n_endpoints = self->cfg->advertise_count;
+    hello.endpoints = self->cfg->advertise;
+    hello.epoch = self->epoch;
+    env.body_case = COHORT__WIRE__ENVELOPE__BODY_HELLO;
+    env.hello = &hello;
+    s_transmit_env(self, p, &env);
+    OPENSSL_free(der);
+}
+
+static void s_send_interest_to(s_node_t *self, s_peer_t *p)
+{
+    s_msg_t msg = COHORT__WIRE__MESSAGE__INIT;
+    Cohort__Wire__Interest in = COHORT__WIRE__INTEREST__INIT;
+    in.version = self->interest_version;
+    in.n_services = self->service_count;
+    in.services = self->services;
+    in.n_patterns = self->pattern_count;
+    in.patterns = self->patterns;
+    msg.kind = COHORT__WIRE__MESSAGE__KIND__INTEREST;
+    msg.interest = &in;
+    s_send_msg(self, p, &msg);
+}
+
+static void s_interest_changed(s_node_t *self)
+{
+    self->interest_version++;
+    for (size_t i = 0; i < self->peer_count; i++)
+        s_send_interest_to(self, &self->peers[i]);
+}
+
+/* ---- peers ---- */
+
+static s_peer_t *s_peer_by_name(s_node_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->peer_count; i++)
+        if (!strcmp(self->peers[i].name, name))
+            return &self->peers[i];
+    return NULL;
+}
+
+static int s_dealer_open(s_node_t *self, s_peer_t *p, size_t index, cohort_err_t *err)
+{
+    p->dealer = zmq_socket(self->ctx, ZMQ_DEALER);
+    int one = 1, zero = 0, hwm = 10000;
+    int maxmsg = (int)(self->cfg->max_message_size + S_FRAME_SLACK);
+    zmq_setsockopt(p->dealer, ZMQ_LINGER, &zero, sizeof zero);
+    /* IMMEDIATE: sends fail fast while no handshake completed; the session
+     * keeps the message and resends once the link is up. */
+    zmq_setsockopt(p->dealer, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(p->dealer, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(p->dealer, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(p->dealer, ZMQ_CURVE_SERVERKEY, p->key, COHORT_KEY_LEN);
+    zmq_setsockopt(p->dealer, ZMQ_CURVE_PUBLICKEY, self->public_key, COHORT_KEY_LEN);
+    zmq_setsockopt(p->dealer, ZMQ_CURVE_SECRETKEY, self->secret_key, COHORT_KEY_LEN);
+    int ivl = 250, ivl_max = 2000;
+    zmq_setsockopt(p->dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(p->dealer, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    char ep[96];
+    snprintf(ep, sizeof ep, "inproc://cohort-mon-%zu", index);
+    if (zmq_socket_monitor(p->dealer, ep, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) !=
+        0)
+        return cohort_err_set(err, "peer %s: monitor: %s", p->name, zmq_strerror(zmq_errno()));
+    p->monitor = zmq_socket(self->ctx, ZMQ_PAIR);
+    zmq_setsockopt(p->monitor, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_connect(p->monitor, ep);
+    for (size_t e = 0; e < p->endpoint_count; e++)
+        if (zmq_connect(p->dealer, p->endpoints[e]) != 0)
+            COHORT_LOG(COHORT_LOG_WARN, "connect.failed peer=%s endpoint=%s error=\"%s\"", p->name,
+                       p->endpoints[e], zmq_strerror(zmq_errno()));
+    return 0;
+}
+
+static void s_peer_fini(s_peer_t *p)
+{
+    if (p->dealer) {
+        zmq_socket_monitor(p->dealer, NULL, 0);
+        zmq_close(p->dealer);
+    }
+    if (p->monitor)
+        zmq_close(p->monitor);
+    free(p->name);
+    free(p->site);
+    for (size_t e = 0; e < p->endpoint_count; e++)
+        free(p->endpoints[e]);
+    cohort_session_destroy(&p->session);
+    s_set_free(&p->services, &p->service_count);
+    s_set_free(&p->patterns, &p->pattern_count);
+}
+
+static bool s_peer_reachable(const s_peer_t *p)
+{
+    return p->up && ((p->dealer && p->dealer_up) || p->route_len);
+}
+
+/* ---- messaging ---- */
+
+static void s_fail_call(s_node_t *self, uint64_t id, const char *service, int code, const char *why)
+{
+    s_msg_t reply = COHORT__WIRE__MESSAGE__INIT;
+    reply.kind = COHORT__WIRE__MESSAGE__KIND__REPLY;
+    reply.subject = s_str(service);
+    reply.request_id = id;
+    reply.status = (uint32_t)code;
+    reply.error = s_str(why);
+    s_deliver(self, self->cfg->node_name, &reply);
+}
+
+static void s_pending_remove(s_node_t *self, size_t i)
+{
+    free(self->pending[i].service);
+    self->pending[i] = self->pending[--self->pending_count];
+}
+
+/* Picks a provider: site-local first (this node counts as local), then any;
+ * round robin within the tier. Returns NULL for this node itself via
+ * *local. */
+static bool s_pick_provider(s_node_t *self, const char *service, s_peer_t **out, bool *local)
+{
+    const char *my_site = self->id->self_member->site;
+    s_peer_t *cands[2][1024];
+    size_t counts[2] = {0, 0};
+    bool self_serves = s_set_has(self->services, self->service_count, service);
+    for (size_t i = 0; i < self->peer_count; i++) {
+        s_peer_t *p = &self->peers[i];
+        if (!s_peer_reachable(p) || !s_set_has(p->services, p->service_count, service))
+            continue;
+        int tier = strcmp(p->site, my_site) == 0 ? 0 : 1;
+        if (counts[tier] < 1024)
+            cands[tier][counts[tier]++] = p;
+    }
+    uintptr_t rr = (uintptr_t)zhashx_lookup(self->rr, service);
+    zhashx_update(self->rr, service, (void *)(rr + 1));
+    /* tier 0: this node (if serving) plus same-site peers */
+    size_t n0 = counts[0] + (self_serves ? 1 : 0);
+    if (n0) {
+        size_t k = rr % n0;
+        *local = self_serves && k == counts[0];
+        *out = *local ? NULL : cands[0][k];
+        return true;
+    }
+    if (counts[1]) {
+        *local = false;
+        *out = cands[1][rr % counts[1]];
+        return true;
+    }
+    return false;
+}
+
+static void s_handle_message(s_node_t *self, s_peer_t *from, s_msg_t *msg)
+{
+    switch (msg->kind) {
+    case COHORT__WIRE__MESSAGE__KIND__UNICAST:
+    case COHORT__WIRE__MESSAGE__KIND__PUBLISH:
+        s_deliver(self, from->name, msg);
+        break;
+    case COHORT__WIRE__MESSAGE__KIND__REQUEST:
+        if (s_set_has(self->services, self->service_count, msg->subject)) {
+            s_deliver(self, from->name, msg);
+        } else {
+            /* unserved between its choice and now: tell the requester */
+            s_msg_t reply = COHORT__WIRE__MESSAGE__INIT;
+            reply.kind = COHORT__WIRE__MESSAGE__KIND__REPLY;
+            reply.subject = msg->subject;
+            reply.request_id = msg->request_id;
+            reply.status = COHORT__API__CODE__NO_RESPONDERS;
+            reply.error = s_str("service no longer served here");
+            s_send_msg(self, from, &reply);
+        }
+        break;
+    case COHORT__WIRE__MESSAGE__KIND__REPLY:
+        for (size_t i = 0; i < self->pending_count; i++)
+            if (self->pending[i].wire_id == msg->request_id) {
+                msg->request_id = self->pending[i].id;
+                s_deliver(self, from->name, msg);
+                s_pending_remove(self, i);
+                return;
+            }
+        break; /* late reply after a timeout: dropped */
+    case COHORT__WIRE__MESSAGE__KIND__INTEREST: {
+        Cohort__Wire__Interest *in = msg->interest;
+        if (!in || in->version <= from->interest_version || in->n_services > S_MAX_INTEREST ||
+            in->n_patterns > S_MAX_INTEREST)
+            break;
+        s_set_free(&from->services, &from->service_count);
+        s_set_free(&from->patterns, &from->pattern_count);
+        for (size_t i = 0; i < in->n_services; i++)
+            if (cohort_subject_valid(in->services[i]))
+                s_set_add(&from->services, &from->service_count, in->services[i]);
+        for (size_t i = 0; i < in->n_patterns; i++)
+            if (cohort_pattern_valid(in->patterns[i]))
+                s_set_add(&from->patterns, &from->pattern_count, in->patterns[i]);
+        from->interest_version = in->version;
+        break;
+    }
+    default:
+        self->counters.garbage_dropped++;
+    }
+}
+
+/* ---- overlay input ---- */
+
+static int s_add_socket(s_node_t *self, void *sock, zloop_fn *fn);
+static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg);
+
+static void s_peer_set_up(s_node_t *self, s_peer_t *p, bool up, const char *reason)
+{
+    if (p->up == up)
+        return;
+    p->up = up;
+    s_event(self, up ? "member.up" : "member.down", p->name, reason);
+}
+
+static void s_handle_epoch(s_node_t *self, s_peer_t *p, uint64_t epoch)
+{
+    if (epoch == p->epoch)
+        return;
+    if (p->epoch != 0) {
+        /* The peer restarted and lost its receive state: renumber what it
+         * never acknowledged so it arrives once, in order. */
+        COHORT_LOG(COHORT_LOG_INFO, "peer.restarted node=%s", p->name);
+        cohort_session_peer_restarted(p->session);
+        p->interest_version = 0;
+        s_set_free(&p->services, &p->service_count);
+        s_set_free(&p->patterns, &p->pattern_count);
+    }
+    p->epoch = epoch;
+    s_send_hello(self, p);
+    s_send_interest_to(self, p);
+    void *pair[2] = {self, p};
+    cohort_session_resend_all(p->session, s_now(), s_emit_data, pair);
+}
+
+static void s_handle_envelope(s_node_t *self, s_peer_t *p, s_env_t *env)
+{
+    int64_t now = s_now();
+    p->last_seen = now;
+    switch (env->body_case) {
+    case COHORT__WIRE__ENVELOPE__BODY_HELLO:
+        if (!env->hello->node || strcmp(env->hello->node, p->name) != 0) {
+            /* The handshake said who this is; a hello claiming otherwise is
+             * dropped and counted, never believed. */
+            self->counters.unknown_sender++;
+            COHORT_LOG(COHORT_LOG_WARN, "hello.name_mismatch peer=%s claimed=%.64s", p->name,
+                       env->hello->node ? env->hello->node : "");
+            return;
+        }
+        p->hello_in = true;
+        if (p->endpoint_count == 0 && env->hello->n_endpoints && !p->dealer) {
+            for (size_t i = 0; i < env->hello->n_endpoints && i < COHORT_ROSTER_MAX_ENDPOINTS; i++)
+                if (cohort_endpoint_valid(env->hello->endpoints[i]))
+                    p->endpoints[p->endpoint_count++] = cohort_strdup(env->hello->endpoints[i]);
+            if (p->endpoint_count) {
+                cohort_err_t err;
+                if (s_dealer_open(self, p, (size_t)(p - self->peers), &err) < 0)
+                    COHORT_LOG(COHORT_LOG_WARN, "dealer.failed peer=%s error=\"%s\"", p->name,
+                               cohort_err_text(&err));
+                else
+                    s_add_socket(self, p->monitor, s_on_monitor);
+            }
+        }
+        s_handle_epoch(self, p, env->hello->epoch);
+        s_peer_set_up(self, p, true, "hello");
+        break;
+    case COHORT__WIRE__ENVELOPE__BODY_DATA: {
+        Cohort__Wire__Data *d = env->data;
+        if (d->seq != 0) {
+            cohort_session_verdict_t rx = cohort_session_receive(p->session, d->stream, d->seq);
+            if (rx == COHORT_SESSION_DUPLICATE)
+                self->counters.duplicates_dropped++;
+            if (rx != COHORT_SESSION_DELIVER)
+                return;
+        }
+        s_msg_t *msg = cohort__wire__message__unpack(NULL, d->body.len, d->body.data);
+        if (!msg) {
+            self->counters.garbage_dropped++;
+            return;
+        }
+        s_handle_message(self, p, msg);
+        cohort__wire__message__free_unpacked(msg, NULL);
+        break;
+    }
+    case COHORT__WIRE__ENVELOPE__BODY_ACK:
+        cohort_session_ack(p->session, env->ack->stream, env->ack->upto);
+        break;
+    case COHORT__WIRE__ENVELOPE__BODY_PING: {
+        if (p->hello_in)
+            s_handle_epoch(self, p, env->ping->epoch);
+        s_env_t out = COHORT__WIRE__ENVELOPE__INIT;
+        Cohort__Wire__Pong pong = COHORT__WIRE__PONG__INIT;
+        pong.nonce = env->ping->nonce;
+        pong.sent_us = env->ping->sent_us;
+        pong.epoch = self->epoch;
+        out.body_case = COHORT__WIRE__ENVELOPE__BODY_PONG;
+        out.pong = &pong;
+        s_transmit_env(self, p, &out);
+        break;
+    }
+    case COHORT__WIRE__ENVELOPE__BODY_PONG:
+        p->rtt_us = zclock_usecs() - (int64_t)env->pong->sent_us;
+        break;
+    case COHORT__WIRE__ENVELOPE__BODY_GOODBYE:
+        p->hello_in = false;
+        s_peer_set_up(self, p, false, "left");
+        break;
+    default:
+        self->counters.garbage_dropped++;
+    }
+}
+
+static void s_flush_acks(s_node_t *self)
+{
+    for (size_t i = 0; i < self->peer_count; i++) {
+        s_peer_t *p = &self->peers[i];
+        if (!cohort_session_ack_pending(p->session))
+            continue;
+        s_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+        Cohort__Wire__Ack ack = COHORT__WIRE__ACK__INIT;
+        cohort_session_ack_state(p->session, &ack.stream, &ack.upto);
+        env.body_case = COHORT__WIRE__ENVELOPE__BODY_ACK;
+        env.ack = &ack;
+        if (s_transmit_env(self, p, &env) == 0)
+            cohort_session_ack_sent(p->session);
+    }
+}
+
+static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void)loop;
+    (void)item;
+    s_node_t *self = arg;
+    /* Drain what is there, bounded so one busy peer cannot starve timers. */
+    for (int budget = 0; budget < 1000; budget++) {
+        zmq_msg_t route, body;
+        zmq_msg_init(&route);
+        if (zmq_msg_recv(&route, self->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&route);
+            break;
+        }
+        zmq_msg_init(&body);
+        if (!zmq_msg_more(&route) || zmq_msg_recv(&body, self->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&route);
+            zmq_msg_close(&body);
+            continue;
+        }
+        while (zmq_msg_more(&body)) { /* we send one frame; extra frames are noise */
+            zmq_msg_t extra;
+            zmq_msg_init(&extra);
+            zmq_msg_recv(&extra, self->router, ZMQ_DONTWAIT);
+            zmq_msg_close(&extra);
+            self->counters.garbage_dropped++;
+        }
+        const char *user = zmq_msg_gets(&body, "User-Id");
+        s_peer_t *p = user ? s_peer_by_name(self, user) : NULL;
+        size_t len = zmq_msg_size(&body);
+        self->counters.messages_in++;
+        if (!p) {
+            self->counters.unknown_sender++;
+        } else if (len > self->cfg->max_message_size + 1024) {
+            self->counters.oversized_dropped++;
+            COHORT_LOG(COHORT_LOG_WARN, "frame.oversized peer=%s bytes=%zu", p->name, len);
+        } else {
+            p->msgs_in++;
+            p->bytes_in += len;
+            if (zmq_msg_size(&route) <= S_MAX_ROUTE) {
+                memcpy(p->route, zmq_msg_data(&route), zmq_msg_size(&route));
+                p->route_len = zmq_msg_size(&route);
+            }
+            s_env_t *env = NULL;
+            cohort_err_t err;
+            if (cohort_wire_decode(zmq_msg_data(&body), len, self->cfg->max_message_size + 1024,
+                                   &env, &err) < 0) {
+                self->counters.garbage_dropped++;
+                COHORT_LOG(COHORT_LOG_DEBUG, "frame.dropped peer=%s error=\"%s\"", p->name,
+                           cohort_err_text(&err));
+            } else {
+                s_handle_envelope(self, p, env);
+                cohort_wire_free(&env);
+            }
+        }
+        zmq_msg_close(&route);
+        zmq_msg_close(&body);
+    }
+    s_flush_acks(self);
+    return 0;
+}
+
+/* Monitor events carry a 6-byte header (event id, value) and an endpoint. */
+static int s_read_monitor(void *sock, uint16_t *event)
+{
+    zmq_msg_t head, addr;
+    zmq_msg_init(&head);
+    if (zmq_msg_recv(&head, sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&head);
+        return -1;
+    }
+    memcpy(event, zmq_msg_data(&head), sizeof *event);
+    zmq_msg_close(&head);
+    zmq_msg_init(&addr);
+    zmq_msg_recv(&addr, sock, ZMQ_DONTWAIT);
+    zmq_msg_close(&addr);
+    return 0;
+}
+
+static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void)loop;
+    s_node_t *self = arg;
+    for (size_t i = 0; i < self->peer_count; i++) {
+        s_peer_t *p = &self->peers[i];
+        if (p->monitor != item->socket)
+            continue;
+        uint16_t ev;
+        while (s_read_monitor(p->monitor, &ev) == 0) {
+            if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+                p->dealer_up = true;
+                COHORT_LOG(COHORT_LOG_DEBUG, "link.up peer=%s rung=direct", p->name);
+                s_send_hello(self, p);
+                s_send_interest_to(self, p);
+                void *pair[2] = {self, p};
+                cohort_session_resend_all(p->session, s_now(), s_emit_data, pair);
+            } else if (ev == ZMQ_EVENT_DISCONNECTED) {
+                p->dealer_up = false;
+                COHORT_LOG(COHORT_LOG_DEBUG, "link.down peer=%s", p->name);
+            }
+        }
+    }
+    return 0;
+}
+
+static int s_on_router_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void)loop;
+    (void)item;
+    s_node_t *self = arg;
+    uint16_t ev;
+    while (s_read_monitor(self->router_mon, &ev) == 0) {
+        if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            self->counters.garbage_dropped++;
+        else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            self->counters.handshakes_refused++;
+    }
+    return 0;
+}
+
+static int s_on_zap(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void)loop;
+    (void)item;
+    s_node_t *self = arg;
+    while (cohort_zap_handle(self->zap, self->id->roster, time(NULL), &self->zap_stats) == 0) {
+        if (self->zap_stats.refused && self->zap_stats.last_refused_reason[0]) {
+            COHORT_LOG(COHORT_LOG_WARN, "handshake.refused key=%s reason=%s",
+                       self->zap_stats.last_refused_key, self->zap_stats.last_refused_reason);
+            self->zap_stats.last_refused_reason[0] = '\0';
+        }
+    }
+    return 0;
+}
+
+/* ---- timers ---- */
+
+static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    s_node_t *self = arg;
+    int64_t now = s_now();
+    for (size_t i = 0; i < self->peer_count; i++) {
+        s_peer_t *p = &self->peers[i];
+        void *pair[2] = {self, p};
+        if ((p->dealer && p->dealer_up) || p->route_len)
+            cohort_session_resend_due(p->session, now, s_emit_data, pair);
+    }
+    for (size_t i = 0; i < self->pending_count;) {
+        if (now >= self->pending[i].deadline) {
+            s_fail_call(self, self->pending[i].id, self->pending[i].service,
+                        COHORT__API__CODE__TIMEOUT, "request timed out");
+            s_pending_remove(self, i);
+        } else {
+            i++;
+        }
+    }
+    s_flush_acks(self);
+    if (self->terminating) {
+        size_t unacked = 0;
+        for (size_t i = 0; i < self->peer_count; i++) {
+            cohort_session_stats_t st;
+            cohort_session_stats(self->peers[i].session, &st);
+            if (self->peers[i].up)
+                unacked += st.unacked;
+        }
+        if (unacked == 0 || now >= self->leave_deadline) {
+            if (unacked)
+                COHORT_LOG(COHORT_LOG_WARN, "leave.unflushed messages=%zu", unacked);
+            return -1; /* ends the loop */
+        }
+    }
+    return 0;
+}
+
+static int s_on_ping(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    s_node_t *self = arg;
+    int64_t now = s_now();
+    for (size_t i = 0; i < self->peer_count; i++) {
+        s_peer_t *p = &self->peers[i];
+        s_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+        Cohort__Wire__Ping ping = COHORT__WIRE__PING__INIT;
+        ping.nonce = (uint64_t)now;
+        ping.sent_us = (uint64_t)zclock_usecs();
+        ping.epoch = self->epoch;
+        env.body_case = COHORT__WIRE__ENVELOPE__BODY_PING;
+        env.ping = &ping;
+        s_transmit_env(self, p, &env);
+        if (p->up && now - p->last_seen > S_DOWN_AFTER_MS)
+            s_peer_set_up(self, p, false, "timeout");
+    }
+    return 0;
+}
+
+/* ---- commands from the front ---- */
+
+static void s_reply(s_node_t *self, int code, const char *text)
+{
+    char c[16];
+    snprintf(c, sizeof c, "%d", code);
+    zsock_send(self->pipe, "ss", c, text);
+}
+
+static s_msg_t *s_frame_msg(zframe_t *frame)
+{
+    return frame ? cohort__wire__message__unpack(NULL, zframe_size(frame), zframe_data(frame))
+                 : NULL;
+}
+
+static int s_cmd_send(s_node_t *self, zmsg_t *cmd)
+{
+    char *node = zmsg_popstr(cmd);
+    zframe_t *frame = zmsg_pop(cmd);
+    s_msg_t *msg = s_frame_msg(frame);
+    int code = COHORT__API__CODE__OK;
+    const char *why = "";
+    s_peer_t *p = node ? s_peer_by_name(self, node) : NULL;
+    if (!msg) {
+        code = COHORT__API__CODE__INVALID;
+        why = "malformed message";
+    } else if (node && !strcmp(node, self->cfg->node_name)) {
+        msg->kind = COHORT__WIRE__MESSAGE__KIND__UNICAST;
+        s_deliver(self, self->cfg->node_name, msg);
+    } else if (!p) {
+        code = COHORT__API__CODE__UNKNOWN_NODE;
+        why = "no such member in the roster";
+    } else {
+        msg->kind = COHORT__WIRE__MESSAGE__KIND__UNICAST;
+        code = s_send_msg(self, p, msg);
+        why = code == COHORT__API__CODE__QUEUE_FULL  ? "send queue to that node is full"
+              : code == COHORT__API__CODE__TOO_LARGE ? "message larger than limits.max_message_size"
+                                                     : "";
+    }
+    s_reply(self, code, why);
+    if (msg)
+        cohort__wire__message__free_unpacked(msg, NULL);
+    zframe_destroy(&frame);
+    free(node);
+    return 0;
+}
+
+static int s_cmd_pub(s_node_t *self, zmsg_t *cmd)
+{
+    zframe_t *frame = zmsg_pop(cmd);
+    s_msg_t *msg = s_frame_msg(frame);
+    unsigned recipients = 0;
+    int code = COHORT__API__CODE__OK;
+    const char *why = "";
+    if (!msg || !cohort_subject_valid(msg->subject)) {
+        code = COHORT__API__CODE__INVALID;
+        why = "topic must be dot-separated tokens without wildcards or spaces";
+    } else if (cohort__wire__message__get_packed_size(msg) > self->cfg->max_message_size) {
+        code = COHORT__API__CODE__TOO_LARGE;
+        why = "message larger than limits.max_message_size";
+    } else {
+        msg->kind = COHORT__WIRE__MESSAGE__KIND__PUBLISH;
+        for (size_t i = 0; i < self->pattern_count; i++)
+            if (cohort_pattern_match(self->patterns[i], msg->subject)) {
+                s_deliver(self, self->cfg->node_name, msg);
+                recipients++;
+                break;
+            }
+        for (size_t i = 0; i < self->peer_count; i++) {
+            s_peer_t *p = &self->peers[i];
+            for (size_t k = 0; k < p->pattern_count; k++)
+                if (cohort_pattern_match(p->patterns[k], msg->subject)) {
+                    if (s_send_msg(self, p, msg) == COHORT__API__CODE__OK)
+                        recipients++;
+                    break;
+                }
+        }
+    }
+    char c[16], n[16];
+    snprintf(c, sizeof c, "%d", code);
+    snprintf(n, sizeof n, "%u", recipients);
+    zsock_send(self->pipe, "sss", c, why, n);
+    if (msg)
+        cohort__wire__message__free_unpacked(msg, NULL);
+    zframe_destroy(&frame);
+    return 0;
+}
+
+static int s_cmd_interest(s_node_t *self, const char *verb, zmsg_t *cmd)
+{
+    char *arg = zmsg_popstr(cmd);
+    bool serve = !strcmp(verb, "SERVE") || !strcmp(verb, "UNSERVE");
+    bool add = !strcmp(verb, "SERVE") || !strcmp(verb, "SUB");
+    if (!arg || (serve ? !cohort_subject_valid(arg) : !cohort_pattern_valid(arg))) {
+        s_reply(self, COHORT__API__CODE__INVALID,
+                serve ? "service name must be dot-separated tokens without wildcards"
+                      : "pattern must be dot-separated tokens; * matches one token, > the rest");
+        free(arg);
+        return 0;
+    }
+    char ***set = serve ? &self->services : &self->patterns;
+    size_t *count = serve ? &self->service_count : &self->pattern_count;
+    bool changed = add ? s_set_add(set, count, arg) : s_set_del(*set, count, arg);
+    if (changed)
+        s_interest_changed(self);
+    s_reply(self, COHORT__API__CODE__OK, "");
+    free(arg);
+    return 0;
+}
+
+static int s_cmd_call(s_node_t *self, zmsg_t *cmd)
+{
+    char *id_text = zmsg_popstr(cmd), *service = zmsg_popstr(cmd);
+    zframe_t *frame = zmsg_pop(cmd);
+    char *timeout_text = zmsg_popstr(cmd);
+    s_msg_t *msg = s_frame_msg(frame);
+    uint64_t id = id_text ? strtoull(id_text, NULL, 10) : 0;
+    long timeout = timeout_text ? strtol(timeout_text, NULL, 10) : 0;
+    s_reply(self, COHORT__API__CODE__OK, ""); /* accepted; the outcome is a delivery */
+    if (!msg || !service || !cohort_subject_valid(service)) {
+        s_fail_call(self, id, service ? service : "", COHORT__API__CODE__INVALID,
+                    "service name must be dot-separated tokens without wildcards");
+        goto out;
+    }
+    s_peer_t *p = NULL;
+    bool local = false;
+    if (!s_pick_provider(self, service, &p, &local)) {
+        s_fail_call(self, id, service, COHORT__API__CODE__NO_RESPONDERS,
+                    "no node serves this service");
+        goto out;
+    }
+    uint64_t wire_id = ++self->next_wire_id;
+    char *own_subject = msg->subject; /* protobuf-c's; put back before freeing */
+    msg->kind = COHORT__WIRE__MESSAGE__KIND__REQUEST;
+    msg->subject = service;
+    msg->request_id = wire_id;
+    int code = COHORT__API__CODE__OK;
+    if (local)
+        s_deliver(self, self->cfg->node_name, msg);
+    else
+        code = s_send_msg(self, p, msg);
+    msg->subject = own_subject;
+    if (code != COHORT__API__CODE__OK) {
+        s_fail_call(self, id, service, code,
+                    code == COHORT__API__CODE__QUEUE_FULL ? "send queue is full"
+                                                          : "request too large");
+        goto out;
+    }
+    self->pending =
+        cohort_realloc(self->pending, (self->pending_count + 1) * sizeof *self->pending);
+    s_pending_t *pend = &self->pending[self->pending_count++];
+    pend->id = id;
+    pend->wire_id = wire_id;
+    pend->service = cohort_strdup(service);
+    pend->deadline = s_now() + (timeout > 0 ? timeout : 5000);
+out:
+    if (msg)
+        cohort__wire__message__free_unpacked(msg, NULL);
+    zframe_destroy(&frame);
+    free(id_text);
+    free(service);
+    free(timeout_text);
+    return 0;
+}
+
+static int s_cmd_reply(s_node_t *self, zmsg_t *cmd)
+{
+    char *node = zmsg_popstr(cmd), *rid = zmsg_popstr(cmd);
+    zframe_t *frame = zmsg_pop(cmd);
+    s_msg_t *msg = s_frame_msg(frame);
+    int code = COHORT__API__CODE__OK;
+    const char *why = "";
+    if (!msg || !node || !rid) {
+        code = COHORT__API__CODE__INVALID;
+        why = "malformed reply";
+    } else {
+        msg->kind = COHORT__WIRE__MESSAGE__KIND__REPLY;
+        msg->request_id = strtoull(rid, NULL, 10);
+        if (!strcmp(node, self->cfg->node_name)) {
+            /* a request this node served for itself */
+            s_handle_message(self, &(s_peer_t){.name = self->cfg->node_name}, msg);
+        } else {
+            s_peer_t *p = s_peer_by_name(self, node);
+            code = p ? s_send_msg(self, p, msg) : COHORT__API__CODE__UNKNOWN_NODE;
+            why = p ? "" : "no such member in the roster";
+        }
+    }
+    s_reply(self, code, why);
+    if (msg)
+        cohort__wire__message__free_unpacked(msg, NULL);
+    zframe_destroy(&frame);
+    free(node);
+    free(rid);
+    return 0;
+}
+
+static void s_send_response(s_node_t *self, Cohort__Api__Response *resp)
+{
+    size_t len = cohort__api__response__get_packed_size(resp);
+    zframe_t *frame = zframe_new(NULL, len);
+    cohort__api__response__pack(resp, zframe_data(frame));
+    zsock_send(self->pipe, "ssf", "0", "", frame);
+    zframe_destroy(&frame);
+}
+
+static int s_cmd_status(s_node_t *self)
+{
+    Cohort__Api__Response resp = COHORT__API__RESPONSE__INIT;
+    Cohort__Api__Status st = COHORT__API__STATUS__INIT;
+    Cohort__Api__Counters counters = self->counters;
+    counters.handshakes_refused += self->zap_stats.refused;
+    for (size_t i = 0; i < self->peer_count; i++) {
+        cohort_session_stats_t ss;
+        cohort_session_stats(self->peers[i].session, &ss);
+        counters.resent += ss.resent;
+        st.peers_up += self->peers[i].up;
+    }
+    st.node = self->cfg->node_name;
+    st.cluster = s_str(cohort_roster_cluster(self->id->roster));
+    st.site = self->id->self_member->site;
+    st.roster_serial = cohort_roster_serial(self->id->roster);
+    st.uptime_ms = (uint64_t)(s_now() - self->started);
+    st.peers_total = (uint32_t)self->peer_count;
+    st.counters = &counters;
+    st.n_services = self->service_count;
+    st.services = self->services;
+    st.n_subscriptions = self->pattern_count;
+    st.subscriptions = self->patterns;
+    resp.status_info = &st;
+    s_send_response(self, &resp);
+    return 0;
+}
+
+static int s_cmd_peers(s_node_t *self)
+{
+    Cohort__Api__Response resp = COHORT__API__RESPONSE__INIT;
+    Cohort__Api__Peer *peers = cohort_calloc(self->peer_count + 1, sizeof *peers);
+    Cohort__Api__Peer **ptrs = cohort_calloc(self->peer_count + 1, sizeof *ptrs);
+    char(*roles)[32] = cohort_calloc(self->peer_count + 1, sizeof *roles);
+    int64_t now = s_now();
+    for (size_t i = 0; i < self->peer_count; i++) {
+        s_peer_t *p = &self->peers[i];
+        Cohort__Api__Peer *out = &peers[i];
+        cohort__api__peer__init(out);
+        cohort_session_stats_t ss;
+        cohort_session_stats(p->session, &ss);
+        out->name = p->name;
+        out->site = p->site;
+        out->fingerprint = p->fp_hex;
+        out->state = p->up ? s_str("up") : p->hello_in ? s_str("connecting") : s_str("down");
+        out->link = (p->dealer && p->dealer_up) || p->route_len ? s_str("direct") : s_str("-");
+        out->rtt_us = p->rtt_us;
+        out->last_seen_ms = p->last_seen ? now - p->last_seen : -1;
+        out->msgs_in = p->msgs_in;
+        out->msgs_out = p->msgs_out;
+        out->bytes_in = p->bytes_in;
+        out->bytes_out = p->bytes_out;
+        out->unacked = (uint32_t)ss.unacked;
+        out->roles = cohort_roles_text(p->roles, roles[i], sizeof roles[i]) ? roles[i] : NULL;
+        ptrs[i] = out;
+    }
+    resp.n_peers = self->peer_count;
+    resp.peers = ptrs;
+    s_send_response(self, &resp);
+    free(peers);
+    free(ptrs);
+    free(roles);
+    return 0;
+}
+
+static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    (void)loop;
+    s_node_t *self = arg;
+    zmsg_t *cmd = zmsg_recv(pipe);
+    if (!cmd)
+        return -1;
+    char *verb = zmsg_popstr(cmd);
+    int rc = 0;
+    if (!verb) {
+        rc = 0;
+    } else if (!strcmp(verb, "$TERM")) {
+        /* Leave: say goodbye, then give unacked messages a moment to land. */
+        for (size_t i = 0; i < self->peer_count; i++) {
+            s_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+            Cohort__Wire__Goodbye bye = COHORT__WIRE__GOODBYE__INIT;
+            bye.reason = s_str("leaving");
+            env.body_case = COHORT__WIRE__ENVELOPE__BODY_GOODBYE;
+            env.goodbye = &bye;
+            s_transmit_env(self, &self->peers[i], &env);
+        }
+        self->terminating = true;
+        self->leave_deadline = s_now() + S_LEAVE_FLUSH_MS;
+    } else if (!strcmp(verb, "SEND")) {
+        rc = s_cmd_send(self, cmd);
+    } else if (!strcmp(verb, "PUB")) {
+        rc = s_cmd_pub(self, cmd);
+    } else if (!strcmp(verb, "SUB") || !strcmp(verb, "UNSUB") || !strcmp(verb, "SERVE") ||
+               !strcmp(verb, "UNSERVE")) {
+        rc = s_cmd_interest(self, verb, cmd);
+    } else if (!strcmp(verb, "CALL")) {
+        rc = s_cmd_call(self, cmd);
+    } else if (!strcmp(verb, "REPLY")) {
+        rc = s_cmd_reply(self, cmd);
+    } else if (!strcmp(verb, "STATUS")) {
+        rc = s_cmd_status(self);
+    } else if (!strcmp(verb, "PEERS")) {
+        rc = s_cmd_peers(self);
+    } else if (!strcmp(verb, "INBOX")) {
+        zsock_send(self->pipe, "sss", "0", "", self->inbox_ep);
+    } else {
+        s_reply(self, COHORT__API__CODE__INVALID, "unknown command");
+    }
+    free(verb);
+    zmsg_destroy(&cmd);
+    return rc;
+}
+
+/* ---- start and stop ---- */
+
+static int s_add_socket(s_node_t *self, void *sock, zloop_fn *fn)
+{
+    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+    return zloop_poller(self->loop, &item, fn, self);
+}
+
+static int s_start(s_node_t *self, const char *config_path, cohort_err_t *err)
+{
+    if (cohort_config_load(config_path, &self->cfg, err) < 0 ||
+        cohort_identity_open(self->cfg, time(NULL), &self->id, err) < 0)
+        return -1;
+    cohort_key_raw_public(self->id->key, self->public_key);
+    cohort_key_raw_private(self->id->key, self->secret_key);
+    self->started = s_now();
+    self->epoch = (uint64_t)zclock_time() * 1000 + (uint64_t)(zclock_usecs() % 1000);
+    self->ctx = zmq_ctx_new();
+    if (!(self->zap = cohort_zap_bind(self->ctx, err)))
+        return -1;
+
+    self->router = zmq_socket(self->ctx, ZMQ_ROUTER);
+    int one = 1, zero = 0;
+    int maxmsg = (int)(self->cfg->max_message_size + S_FRAME_SLACK);
+    zmq_setsockopt(self->router, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(self->router, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, self->secret_key, COHORT_KEY_LEN);
+    zmq_setsockopt(self->router, ZMQ_ZAP_DOMAIN, COHORT_ZAP_DOMAIN, strlen(COHORT_ZAP_DOMAIN));
+    zmq_socket_monitor(self->router, "inproc://cohort-router-mon",
+                       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+    self->router_mon = zmq_socket(self->ctx, ZMQ_PAIR);
+    zmq_setsockopt(self->router_mon, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_connect(self->router_mon, "inproc://cohort-router-mon");
+    char ep[128];
+    snprintf(ep, sizeof ep, "tcp://%s:%u",
+             strcmp(self->cfg->listen_address, "*") ? self->cfg->listen_address : "0.0.0.0",
+             self->cfg->listen_port);
+    if (strchr(self->cfg->listen_address, ':')) {
+        int ipv6 = 1;
+        zmq_setsockopt(self->router, ZMQ_IPV6, &ipv6, sizeof ipv6);
+        snprintf(ep, sizeof ep, "tcp://[%s]:%u", self->cfg->listen_address, self->cfg->listen_port);
+    }
+    if (zmq_bind(self->router, ep) != 0)
+        return cohort_err_set(err, "%s: listen.port: cannot listen on %s: %s", config_path, ep,
+                              zmq_strerror(zmq_errno()));
+
+    self->rr = zhashx_new();
+    self->loop = zloop_new();
+    size_t n = cohort_roster_member_count(self->id->roster);
+    self->peers = cohort_calloc(n, sizeof *self->peers);
+    for (size_t i = 0; i < n; i++) {
+        const cohort_member_t *m = cohort_roster_member(self->id->roster, i);
+        if (m == self->id->self_member || !m->trusted)
+            continue;
+        s_peer_t *p = &self->peers[self->peer_count];
+        p->name = cohort_strdup(m->name);
+        p->site = cohort_strdup(m->site);
+        p->roles = m->roles;
+        memcpy(p->fp_hex, m->info.fingerprint_hex, sizeof p->fp_hex);
+        memcpy(p->key, m->info.public_key, COHORT_KEY_LEN);
+        p->rtt_us = -1;
+        p->session = cohort_session_new(self->epoch, self->cfg->send_queue,
+                                        (size_t)self->cfg->send_queue * 64 * 1024, S_RTO_MIN_MS,
+                                        S_RTO_MAX_MS);
+        for (size_t e = 0; e < m->endpoint_count; e++)
+            p->endpoints[p->endpoint_count++] = cohort_strdup(m->endpoints[e]);
+        self->peer_count++;
+        if (p->endpoint_count) {
+            if (s_dealer_open(self, p, self->peer_count - 1, err) < 0)
+                return -1;
+            s_add_socket(self, p->monitor, s_on_monitor);
+        }
+    }
+    snprintf(self->inbox_ep, sizeof self->inbox_ep, "inproc://cohort-inbox-%p", (void *)self);
+    self->inbox = zsock_new_pair(NULL);
+    zsock_set_sndhwm(self->inbox, 100000);
+    zsock_set_sndtimeo(self->inbox, 0);
+    if (zsock_bind(self->inbox, "%s", self->inbox_ep) != 0)
+        return cohort_err_set(err, "inbox: cannot bind %s", self->inbox_ep);
+    s_add_socket(self, self->router, s_on_router);
+    s_add_socket(self, self->router_mon, s_on_router_monitor);
+    s_add_socket(self, self->zap, s_on_zap);
+    zloop_reader(self->loop, self->pipe, s_on_pipe, self);
+    zloop_set_nonstop(self->loop, true); /* the front decides when to stop */
+    zloop_timer(self->loop, S_TICK_MS, 0, s_on_tick, self);
+    zloop_timer(self->loop, S_PING_MS, 0, s_on_ping, self);
+    COHORT_LOG(COHORT_LOG_INFO,
+               "node.started node=%s cluster=%s listen=%s roster_serial=%" PRIu64 " peers=%zu",
+               self->cfg->node_name, cohort_roster_cluster(self->id->roster), ep,
+               cohort_roster_serial(self->id->roster), self->peer_count);
+    return 0;
+}
+
+static void s_stop(s_node_t *self)
+{
+    for (size_t i = 0; i < self->peer_count; i++)
+        s_peer_fini(&self->peers[i]);
+    free(self->peers);
+    for (size_t i = 0; i < self->pending_count; i++)
+        free(self->pending[i].service);
+    free(self->pending);
+    s_set_free(&self->services, &self->service_count);
+    s_set_free(&self->patterns, &self->pattern_count);
+    zhashx_destroy(&self->rr);
+    zloop_destroy(&self->loop);
+    zsock_destroy(&self->inbox);
+    if (self->router_mon)
+        zmq_close(self->router_mon);
+    if (self->router) {
+        zmq_socket_monitor(self->router, NULL, 0);
+        zmq_close(self->router);
+    }
+    if (self->zap)
+        zmq_close(self->zap);
+    if (self->ctx)
+        zmq_ctx_term(self->ctx);
+    OPENSSL_cleanse(self->secret_key, sizeof self->secret_key);
+    cohort_identity_destroy(&self->id);
+    cohort_config_destroy(&self->cfg);
+}
+
+void cohort_node_actor(zsock_t *pipe, void *vargs)
+{
+    cohort_node_args_t *args = vargs;
+    s_node_t self_storage;
+    s_node_t *self = &self_storage;
+    memset(self, 0, sizeof *self);
+    cohort__api__counters__init(&self->counters); /* protobuf-c needs its descriptor */
+    self->pipe = pipe;
+    cohort_err_t err;
+    cohort_err_clear(&err);
+    if (s_start(self, args->config_path, &err) < 0) {
+        snprintf(args->error, sizeof args->error, "%s", cohort_err_text(&err));
+        COHORT_LOG(COHORT_LOG_ERROR, "node.failed error=\"%s\"", cohort_err_text(&err));
+        s_stop(self);
+        zsock_signal(pipe, 1);
+        return;
+    }
+    zsock_signal(pipe, 0);
+    zloop_start(self->loop);
+    COHORT_LOG(COHORT_LOG_INFO, "node.stopped node=%s", self->cfg->node_name);
+    s_stop(self);
+}

@@ -1,0 +1,44 @@
+/*
+ * node: the node actor, which owns all of a node's state in one thread.
+ *
+ * A node runs as a CZMQ actor (zactor): one zloop polls its overlay ROUTER
+ * (bound with CURVE, admission by ZAP from the roster), one DEALER per peer
+ * (CURVE client, server key from the roster), their monitors, the ZAP
+ * handler and the command pipe. Above the sockets sit per-peer sessions
+ * (sequence numbers, acks, resend) and messaging: unicast, request/reply to
+ * services with site-local-first round robin, and pub/sub with interest
+ * propagated to every peer. Nothing is shared with other threads: the front
+ * object (libcohort) talks to the actor only through the pipe commands below
+ * and reads deliveries from a PAIR "inbox" socket.
+ *
+ * The overlay uses its own libzmq context, so several nodes can live in one
+ * process (each has its own ZAP handler).
+ *
+ * Pipe protocol (front -> actor; every command gets one reply message whose
+ * first frame is the decimal status code (cohort.api.Code) and second frame an
+ * error text):
+ *   SEND node msg timeout    PUB msg          SUB pattern    UNSUB pattern
+ *   SERVE service            UNSERVE service  CALL id service msg timeout_ms
+ *   REPLY node request_id msg                 STATUS         PEERS
+ *   INBOX  (reply frame 3: the inbox endpoint to connect a PAIR to)
+ * where msg is an encoded cohort.wire.Message. STATUS and PEERS add a frame
+ * with an encoded cohort.api.Response. PUB adds the recipient count.
+ * Inbox messages: "D" sender msg  |  "E" type node reason.
+ */
+#ifndef COHORT_NODE_NODE_H
+#define COHORT_NODE_NODE_H
+
+#include <czmq.h>
+
+/* Arguments for zactor_new(cohort_node_actor, args). The actor copies what
+ * it needs before signalling; args may be freed after zactor_new returns. */
+typedef struct cohort_node_args {
+    const char *config_path;
+    char error[1024]; /* set by the actor when it fails to start */
+} cohort_node_args_t;
+
+/* The actor body. Signals 0 on the pipe when running, -1 (with args->error
+ * filled in) if the node could not start. Runs on the actor's thread. */
+void cohort_node_actor(zsock_t *pipe, void *args);
+
+#endif
