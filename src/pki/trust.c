@@ -110,8 +110,8 @@ cohort_trust_status_t cohort_trust_check_chain(const cohort_trust_t *self, X509 
         return COHORT_TRUST_NOT_LEAF;
     }
     if (!info.key_is_x25519) {
-        cohort_err_set(err, "certificate '%s' holds a key of type %s; node keys must be X25519", info.name,
-                       info.key_type);
+        cohort_err_set(err, "certificate '%s' holds a key of type %s; node keys must be X25519",
+                       info.name, info.key_type);
         return COHORT_TRUST_BAD_KEY;
     }
 
