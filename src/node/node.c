@@ -454,6 +454,7 @@ static void s_handle_message(s_node_t *self, s_peer_t *from, s_msg_t *msg)
 
 static int s_add_socket(s_node_t *self, void *sock, zloop_fn *fn);
 static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg);
+static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg);
 
 static void s_peer_set_up(s_node_t *self, s_peer_t *p, bool up, const char *reason)
 {
@@ -507,8 +508,10 @@ static void s_handle_envelope(s_node_t *self, s_peer_t *p, s_env_t *env)
                 if (s_dealer_open(self, p, (size_t)(p - self->peers), &err) < 0)
                     COHORT_LOG(COHORT_LOG_WARN, "dealer.failed peer=%s error=\"%s\"", p->name,
                                cohort_err_text(&err));
-                else
+                else {
                     s_add_socket(self, p->monitor, s_on_monitor);
+                    s_add_socket(self, p->dealer, s_on_dealer);
+                }
             }
         }
         s_handle_epoch(self, p, env->hello->epoch);
@@ -576,6 +579,43 @@ static void s_flush_acks(s_node_t *self)
     }
 }
 
+/* One frame from an authenticated peer, whichever socket it came in on. */
+static void s_process_frame(s_node_t *self, s_peer_t *p, zmq_msg_t *body)
+{
+    size_t len = zmq_msg_size(body);
+    self->counters.messages_in++;
+    if (len > self->cfg->max_message_size + 1024) {
+        self->counters.oversized_dropped++;
+        COHORT_LOG(COHORT_LOG_WARN, "frame.oversized peer=%s bytes=%zu", p->name, len);
+        return;
+    }
+    p->msgs_in++;
+    p->bytes_in += len;
+    s_env_t *env = NULL;
+    cohort_err_t err;
+    if (cohort_wire_decode(zmq_msg_data(body), len, self->cfg->max_message_size + 1024, &env,
+                           &err) < 0) {
+        self->counters.garbage_dropped++;
+        COHORT_LOG(COHORT_LOG_DEBUG, "frame.dropped peer=%s error=\"%s\"", p->name,
+                   cohort_err_text(&err));
+        return;
+    }
+    s_handle_envelope(self, p, env);
+    cohort_wire_free(&env);
+}
+
+/* Drains one more-flagged tail: we send single frames; extra ones are noise. */
+static void s_drain_more(s_node_t *self, void *sock, zmq_msg_t *last)
+{
+    while (zmq_msg_more(last)) {
+        zmq_msg_close(last);
+        zmq_msg_init(last);
+        if (zmq_msg_recv(last, sock, ZMQ_DONTWAIT) < 0)
+            break;
+        self->counters.garbage_dropped++;
+    }
+}
+
 static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
@@ -595,42 +635,59 @@ static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
             zmq_msg_close(&body);
             continue;
         }
-        while (zmq_msg_more(&body)) { /* we send one frame; extra frames are noise */
-            zmq_msg_t extra;
-            zmq_msg_init(&extra);
-            zmq_msg_recv(&extra, self->router, ZMQ_DONTWAIT);
-            zmq_msg_close(&extra);
-            self->counters.garbage_dropped++;
+        if (zmq_msg_more(&body)) {
+            zmq_msg_t tail;
+            zmq_msg_init(&tail);
+            zmq_msg_copy(&tail, &body);
+            s_drain_more(self, self->router, &tail);
+            zmq_msg_close(&tail);
         }
+        /* The sender is who the ZAP handler admitted, never what it says. */
         const char *user = zmq_msg_gets(&body, "User-Id");
         s_peer_t *p = user ? s_peer_by_name(self, user) : NULL;
-        size_t len = zmq_msg_size(&body);
-        self->counters.messages_in++;
         if (!p) {
             self->counters.unknown_sender++;
-        } else if (len > self->cfg->max_message_size + 1024) {
-            self->counters.oversized_dropped++;
-            COHORT_LOG(COHORT_LOG_WARN, "frame.oversized peer=%s bytes=%zu", p->name, len);
         } else {
-            p->msgs_in++;
-            p->bytes_in += len;
             if (zmq_msg_size(&route) <= S_MAX_ROUTE) {
                 memcpy(p->route, zmq_msg_data(&route), zmq_msg_size(&route));
                 p->route_len = zmq_msg_size(&route);
             }
-            s_env_t *env = NULL;
-            cohort_err_t err;
-            if (cohort_wire_decode(zmq_msg_data(&body), len, self->cfg->max_message_size + 1024,
-                                   &env, &err) < 0) {
-                self->counters.garbage_dropped++;
-                COHORT_LOG(COHORT_LOG_DEBUG, "frame.dropped peer=%s error=\"%s\"", p->name,
-                           cohort_err_text(&err));
-            } else {
-                s_handle_envelope(self, p, env);
-                cohort_wire_free(&env);
-            }
+            s_process_frame(self, p, &body);
         }
         zmq_msg_close(&route);
+        zmq_msg_close(&body);
+    }
+    s_flush_acks(self);
+    return 0;
+}
+
+/* Frames a peer sends back over the link we dialled: the peer is whoever
+ * holds the server key we pinned for that link. */
+static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void)loop;
+    s_node_t *self = arg;
+    s_peer_t *p = NULL;
+    for (size_t i = 0; i < self->peer_count && !p; i++)
+        if (self->peers[i].dealer == item->socket)
+            p = &self->peers[i];
+    if (!p)
+        return 0;
+    for (int budget = 0; budget < 1000; budget++) {
+        zmq_msg_t body;
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&body, p->dealer, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&body);
+            break;
+        }
+        if (zmq_msg_more(&body)) {
+            zmq_msg_t tail;
+            zmq_msg_init(&tail);
+            zmq_msg_copy(&tail, &body);
+            s_drain_more(self, p->dealer, &tail);
+            zmq_msg_close(&tail);
+        }
+        s_process_frame(self, p, &body);
         zmq_msg_close(&body);
     }
     s_flush_acks(self);
@@ -1165,6 +1222,7 @@ static int s_start(s_node_t *self, const char *config_path, cohort_err_t *err)
             if (s_dealer_open(self, p, self->peer_count - 1, err) < 0)
                 return -1;
             s_add_socket(self, p->monitor, s_on_monitor);
+            s_add_socket(self, p->dealer, s_on_dealer);
         }
     }
     snprintf(self->inbox_ep, sizeof self->inbox_ep, "inproc://cohort-inbox-%p", (void *)self);

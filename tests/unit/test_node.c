@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include "api.pb-c.h"
+#include "cluster.h"
 #include "cohort.h"
 #include "pki/cert.h"
 #include "pki/key.h"
@@ -13,37 +14,31 @@
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/mem.h"
+#include "wire/wire.h"
 
 #include <arpa/inet.h>
 #include <czmq.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
+enum { ALPHA, BETA, GAMMA, ROGUE, OLD, GONE, COUNT };
 
-#define N 3
+static const cluster_member_t s_members[COUNT] = {
+    {.name = "alpha", .site = "hq", .run = true},
+    {.name = "beta", .site = "hq", .run = true},
+    {.name = "gamma", .site = "plant", .run = true},
+    {.name = "rogue", .site = "hq"},                 /* admitted; the test plays it */
+    {.name = "old", .site = "hq", .expired = true},  /* certificate expired */
+    {.name = "gone", .site = "hq", .revoked = true}, /* listed but revoked */
+};
 
 typedef struct {
-    char *dir;
-    int ports[N];
-    cohort_t *nodes[N];
-    uint8_t keys[N][COHORT_KEY_LEN];
+    cluster_t *c;
+    cohort_t *nodes[3];
+    int ports[3];
+    uint8_t keys[3][COHORT_KEY_LEN];
 } fixture_t;
 
-static const char *const s_names[N] = {"alpha", "beta", "gamma"};
-static const char *const s_sites[N] = {"hq", "hq", "plant"};
+static const char *const s_names[3] = {"alpha", "beta", "gamma"};
 
-static int s_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* The next non-event message, or NULL after ms. */
 static cohort_msg_t *s_next(cohort_t *c, int ms)
 {
     int64_t end = zclock_mono() + ms;
@@ -56,91 +51,17 @@ static cohort_msg_t *s_next(cohort_t *c, int ms)
     return NULL;
 }
 
-static void s_log(void *arg, cohort_log_level_t level, const char *line)
-{
-    (void)arg;
-    fprintf(stderr, "log %s %s\n", cohort_log_level_name(level), line);
-}
-
 static int setup(void **state)
 {
-    if (getenv("COHORT_TEST_LOG"))
-        cohort_log_set_sink(s_log, NULL, COHORT_LOG_DEBUG);
     fixture_t *f = calloc(1, sizeof *f);
-    cohort_err_t err;
-    f->dir = test_tmpdir();
-    EVP_PKEY *ca_key = cohort_key_generate(COHORT_KEY_ED25519);
-    X509 *ca = NULL;
-    assert_int_equal(cohort_cert_create_ca("test", ca_key, 30, &ca, &err), 0);
-    char *p = cohort_sprintf("%s/ca.crt", f->dir);
-    assert_int_equal(cohort_cert_save(p, ca, &err), 0);
-    free(p);
-    cohort_roster_t *r = cohort_roster_new("test");
-    for (int i = 0; i < N; i++) {
-        f->ports[i] = s_free_port();
-        EVP_PKEY *k = cohort_key_generate(COHORT_KEY_X25519);
-        cohort_key_raw_public(k, f->keys[i]);
-        X509 *cert = NULL;
-        assert_int_equal(cohort_cert_issue(ca, ca_key, s_names[i], k, 5, &cert, &err), 0);
-        char *ep = cohort_sprintf("tcp://127.0.0.1:%d", f->ports[i]);
-        const char *eps[] = {ep};
-        assert_int_equal(cohort_roster_add(r, s_names[i], cert, 0, s_sites[i], eps, 1, &err), 0);
-        p = cohort_sprintf("%s/%s.key", f->dir, s_names[i]);
-        assert_int_equal(cohort_key_save_private(p, k, false, &err), 0);
-        free(p);
-        p = cohort_sprintf("%s/%s.crt", f->dir, s_names[i]);
-        assert_int_equal(cohort_cert_save(p, cert, &err), 0);
-        free(p);
-        char *yaml = cohort_sprintf("node:\n  name: %s\n  state_dir: %s-state\n"
-                                    "identity:\n  key: %s.key\n  cert: %s.crt\n"
-                                    "trust:\n  ca: [ca.crt]\n"
-                                    "listen:\n  address: 127.0.0.1\n  port: %d\n"
-                                    "  punch_port: 0\n",
-                                    s_names[i], s_names[i], s_names[i], s_names[i], f->ports[i]);
-        char *name = cohort_sprintf("%s.yaml", s_names[i]);
-        free(test_write(f->dir, name, yaml, 0644));
-        free(name);
-        free(yaml);
-        free(ep);
-        X509_free(cert);
-        EVP_PKEY_free(k);
+    f->c = cluster_new(s_members, COUNT);
+    cluster_wait_up(f->c, 10000);
+    for (int i = 0; i < 3; i++) {
+        f->nodes[i] = f->c->nodes[i];
+        f->ports[i] = f->c->ports[i];
+        memcpy(f->keys[i], f->c->pub[i], COHORT_KEY_LEN);
     }
-    char *text = NULL, *sig = NULL;
-    size_t len = 0;
-    assert_int_equal(cohort_roster_emit(r, &text, &len, &err), 0);
-    assert_int_equal(cohort_roster_sign(text, len, ca_key, ca, &sig, &err), 0);
-    free(test_write(f->dir, "roster.yaml", text, 0644));
-    free(test_write(f->dir, "roster.yaml.sig", sig, 0644));
-    free(text);
-    free(sig);
-    cohort_roster_destroy(&r);
-    X509_free(ca);
-    EVP_PKEY_free(ca_key);
-    for (int i = 0; i < N; i++) {
-        char *cfg = cohort_sprintf("%s/%s.yaml", f->dir, s_names[i]);
-        char why[1024];
-        if (cohort_open(cfg, &f->nodes[i], why, sizeof why) < 0)
-            fail_msg("%s: %s", s_names[i], why);
-        free(cfg);
-    }
-    /* every node sees both others up (events may come in any order) */
-    for (int i = 0; i < N; i++) {
-        bool seen[N] = {false};
-        seen[i] = true;
-        int64_t end = zclock_mono() + 10000;
-        while (zclock_mono() < end && !(seen[0] && seen[1] && seen[2])) {
-            cohort_msg_t *m = cohort_recv(f->nodes[i], 100);
-            for (int j = 0; m && j < N; j++)
-                if (cohort_msg_kind(m) == COHORT_MSG_EVENT &&
-                    !strcmp(cohort_msg_subject(m), "member.up") &&
-                    !strcmp(cohort_msg_sender(m), s_names[j]))
-                    seen[j] = true;
-            cohort_msg_destroy(&m);
-        }
-        for (int j = 0; j < N; j++)
-            if (!seen[j])
-                fail_msg("%s never saw %s up", s_names[i], s_names[j]);
-    }
+    (void)s_names;
     *state = f;
     return 0;
 }
@@ -148,11 +69,115 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture_t *f = *state;
-    for (int i = 0; i < N; i++)
-        cohort_close(&f->nodes[i]);
-    test_rmdir(&f->dir);
+    cluster_destroy(&f->c);
     free(f);
     return 0;
+}
+
+/* alpha's counters */
+static Cohort__Api__Counters s_counters(fixture_t *f)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(cohort_info(f->nodes[ALPHA], "status", &buf, &len), COHORT_OK);
+    Cohort__Api__Response *resp = cohort__api__response__unpack(NULL, len, buf);
+    assert_non_null(resp);
+    Cohort__Api__Counters out = *resp->status_info->counters;
+    cohort__api__response__free_unpacked(resp, NULL);
+    free(buf);
+    return out;
+}
+
+/* A real CURVE DEALER to alpha with member i's own keys. */
+static zsock_t *s_curve_client(fixture_t *f, int i)
+{
+    char pub[41], sec[41], server[41];
+    cluster_z85(f->c, i, pub, sec);
+    cohort_key_z85(f->keys[ALPHA], server);
+    zsock_t *d = zsock_new(ZMQ_DEALER);
+    zsock_set_curve_serverkey(d, server);
+    zsock_set_curve_publickey(d, pub);
+    zsock_set_curve_secretkey(d, sec);
+    zsock_set_linger(d, 0);
+    assert_int_equal(zsock_connect(d, "tcp://127.0.0.1:%d", f->ports[ALPHA]), 0);
+    return d;
+}
+
+static void s_wait_counter(fixture_t *f, size_t offset, uint64_t above)
+{
+    for (int i = 0; i < 100; i++) {
+        Cohort__Api__Counters c = s_counters(f);
+        if (*(uint64_t *)((char *)&c + offset) > above)
+            return;
+        zclock_sleep(50);
+    }
+    fail_msg("counter at offset %zu never went above %llu", offset, (unsigned long long)above);
+}
+
+static void test_expired_and_revoked_members_never_complete_a_handshake(void **state)
+{
+    fixture_t *f = *state;
+    for (int who = OLD; who <= GONE; who++) {
+        uint64_t before = s_counters(f).handshakes_refused;
+        zsock_t *d = s_curve_client(f, who);
+        zstr_sendx(d, "let me in", NULL);
+        s_wait_counter(f, offsetof(Cohort__Api__Counters, handshakes_refused), before);
+        zsock_destroy(&d);
+    }
+    assert_int_equal(s_counters(f).unknown_sender, 0);
+    assert_null(s_next(f->nodes[ALPHA], 200));
+}
+
+static void test_hostile_admitted_peer_is_counted_and_others_keep_working(void **state)
+{
+    fixture_t *f = *state;
+    zsock_t *d = s_curve_client(f, ROGUE);
+    Cohort__Api__Counters before = s_counters(f);
+
+    /* 1. bytes that are no envelope */
+    zstr_sendx(d, "\xff\xff garbage", NULL);
+    s_wait_counter(f, offsetof(Cohort__Api__Counters, garbage_dropped), before.garbage_dropped);
+
+    /* 2. an envelope of a future version */
+    Cohort__Wire__Envelope env = COHORT__WIRE__ENVELOPE__INIT;
+    Cohort__Wire__Ping ping = COHORT__WIRE__PING__INIT;
+    env.version = 99;
+    env.body_case = COHORT__WIRE__ENVELOPE__BODY_PING;
+    env.ping = &ping;
+    uint8_t buf[64];
+    size_t len = cohort__wire__envelope__pack(&env, buf);
+    uint64_t g = s_counters(f).garbage_dropped;
+    zsock_send(d, "b", buf, len);
+    s_wait_counter(f, offsetof(Cohort__Api__Counters, garbage_dropped), g);
+
+    /* 3. a hello that claims to be alpha's neighbour beta */
+    Cohort__Wire__Hello hello = COHORT__WIRE__HELLO__INIT;
+    char beta[] = "beta";
+    hello.node = beta;
+    env.body_case = COHORT__WIRE__ENVELOPE__BODY_HELLO;
+    env.hello = &hello;
+    uint8_t *wire = NULL;
+    cohort_wire_encode(&env, &wire, &len);
+    zsock_send(d, "b", wire, len);
+    free(wire);
+    s_wait_counter(f, offsetof(Cohort__Api__Counters, unknown_sender), before.unknown_sender);
+
+    /* 4. a frame over limits.max_message_size (1 MiB by default) */
+    size_t big = 1024 * 1024 + 4096;
+    uint8_t *huge = calloc(1, big);
+    zsock_send(d, "b", huge, big);
+    free(huge);
+    s_wait_counter(f, offsetof(Cohort__Api__Counters, oversized_dropped), before.oversized_dropped);
+    zsock_destroy(&d);
+
+    /* Nothing of it reached the application, and everyone else still works. */
+    assert_null(s_next(f->nodes[ALPHA], 200));
+    cohort_msg_t *m = cohort_msg_new("still", "ok", 2);
+    assert_int_equal(cohort_send(f->nodes[BETA], "alpha", &m, 0), COHORT_OK);
+    cohort_msg_t *got = s_next(f->nodes[ALPHA], 3000);
+    assert_non_null(got);
+    assert_string_equal(cohort_msg_sender(got), "beta");
+    cohort_msg_destroy(&got);
 }
 
 static void test_stranger_with_a_real_curve_key_never_completes_a_handshake(void **state)
@@ -160,28 +185,23 @@ static void test_stranger_with_a_real_curve_key_never_completes_a_handshake(void
     fixture_t *f = *state;
     /* A valid-looking CURVE client with its own key, aimed at alpha with
      * alpha's real server key: ZAP must refuse it, nothing reaches alpha. */
+    Cohort__Api__Counters before = s_counters(f);
     char pub[41], sec[41], server[41];
     assert_int_equal(zmq_curve_keypair(pub, sec), 0);
-    cohort_key_z85(f->keys[0], server);
+    cohort_key_z85(f->keys[ALPHA], server);
     zsock_t *d = zsock_new(ZMQ_DEALER);
     zsock_set_curve_serverkey(d, server);
     zsock_set_curve_publickey(d, pub);
     zsock_set_curve_secretkey(d, sec);
     zsock_set_linger(d, 0);
-    assert_int_equal(zsock_connect(d, "tcp://127.0.0.1:%d", f->ports[0]), 0);
+    assert_int_equal(zsock_connect(d, "tcp://127.0.0.1:%d", f->ports[ALPHA]), 0);
     zstr_sendx(d, "hello", NULL);
-    zclock_sleep(500);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    assert_int_equal(cohort_info(f->nodes[0], "status", &buf, &len), COHORT_OK);
-    Cohort__Api__Response *resp = cohort__api__response__unpack(NULL, len, buf);
-    assert_non_null(resp);
-    assert_true(resp->status_info->counters->handshakes_refused >= 1);
-    assert_int_equal(resp->status_info->counters->unknown_sender, 0);
-    assert_int_equal(resp->status_info->peers_up, 2);
-    cohort__api__response__free_unpacked(resp, NULL);
-    free(buf);
-    assert_null(s_next(f->nodes[0], 200));
+    s_wait_counter(f, offsetof(Cohort__Api__Counters, handshakes_refused),
+                   before.handshakes_refused);
+    Cohort__Api__Counters after = s_counters(f);
+    assert_int_equal(after.unknown_sender, before.unknown_sender);
+    assert_int_equal(after.garbage_dropped, before.garbage_dropped);
+    assert_null(s_next(f->nodes[ALPHA], 200));
     zsock_destroy(&d);
 }
 
@@ -290,6 +310,8 @@ static void test_publish_goes_only_to_matching_subscribers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_expired_and_revoked_members_never_complete_a_handshake),
+        cmocka_unit_test(test_hostile_admitted_peer_is_counted_and_others_keep_working),
         cmocka_unit_test(test_stranger_with_a_real_curve_key_never_completes_a_handshake),
         cmocka_unit_test(test_unicast_carries_subject_headers_and_payload),
         cmocka_unit_test(test_request_reaches_a_provider_and_unknown_service_has_no_responders),
