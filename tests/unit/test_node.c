@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <czmq.h>
 #include <netinet/in.h>
+#include <poll.h>
 enum { ALPHA, BETA, GAMMA, ROGUE, OLD, GONE, COUNT };
 
 static const cluster_member_t s_members[COUNT] = {
@@ -307,6 +308,53 @@ static void test_publish_goes_only_to_matching_subscribers(void **state)
     assert_int_equal(cohort_publish(f->nodes[0], &m, &n), COHORT_INVALID);
 }
 
+static void test_pollable_fd_signals_incoming_messages(void **state)
+{
+    fixture_t *f = *state;
+    int fd = cohort_fd(f->nodes[BETA]);
+    assert_true(fd >= 0);
+    cohort_msg_t *m = cohort_msg_new("poke", "x", 1);
+    assert_int_equal(cohort_send(f->nodes[ALPHA], "beta", &m, 0), COHORT_OK);
+    /* An outside event loop: poll the fd, then drain with timeout 0. */
+    cohort_msg_t *got = NULL;
+    int64_t end = zclock_mono() + 3000;
+    while (!got && zclock_mono() < end) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        poll(&pfd, 1, 100);
+        cohort_msg_t *in;
+        while ((in = cohort_recv(f->nodes[BETA], 0))) {
+            if (cohort_msg_kind(in) == COHORT_MSG_UNICAST && !got)
+                got = in;
+            else
+                cohort_msg_destroy(&in);
+        }
+    }
+    assert_non_null(got);
+    assert_string_equal(cohort_msg_subject(got), "poke");
+    cohort_msg_destroy(&got);
+}
+
+/* Last: closes gamma. */
+static void test_a_node_that_leaves_is_seen_as_left_not_failed(void **state)
+{
+    fixture_t *f = *state;
+    cohort_close(&f->c->nodes[GAMMA]);
+    f->nodes[GAMMA] = NULL;
+    bool left = false;
+    int64_t end = zclock_mono() + 3000; /* well under the 5 s failure timeout */
+    while (!left && zclock_mono() < end) {
+        cohort_msg_t *m = cohort_recv(f->nodes[ALPHA], 100);
+        if (m && cohort_msg_kind(m) == COHORT_MSG_EVENT &&
+            !strcmp(cohort_msg_subject(m), "member.down") &&
+            !strcmp(cohort_msg_sender(m), "gamma")) {
+            assert_string_equal(cohort_msg_error(m), "left");
+            left = true;
+        }
+        cohort_msg_destroy(&m);
+    }
+    assert_true(left);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +364,8 @@ int main(void)
         cmocka_unit_test(test_unicast_carries_subject_headers_and_payload),
         cmocka_unit_test(test_request_reaches_a_provider_and_unknown_service_has_no_responders),
         cmocka_unit_test(test_publish_goes_only_to_matching_subscribers),
+        cmocka_unit_test(test_pollable_fd_signals_incoming_messages),
+        cmocka_unit_test(test_a_node_that_leaves_is_seen_as_left_not_failed),
     };
     return cmocka_run_group_tests_name("node", tests, setup, teardown);
 }
