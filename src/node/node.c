@@ -604,16 +604,25 @@ static void s_process_frame(s_node_t *self, s_peer_t *p, zmq_msg_t *body)
     cohort_wire_free(&env);
 }
 
-/* Drains one more-flagged tail: we send single frames; extra ones are noise. */
-static void s_drain_more(s_node_t *self, void *sock, zmq_msg_t *last)
+/* Receives one single-frame message into body (initialised here; the
+ * caller closes it). We send single frames; any further frames of the same
+ * message are noise, drained and counted. Returns -1 when nothing waits. */
+static int s_recv_one(s_node_t *self, void *sock, zmq_msg_t *body)
 {
-    while (zmq_msg_more(last)) {
-        zmq_msg_close(last);
-        zmq_msg_init(last);
-        if (zmq_msg_recv(last, sock, ZMQ_DONTWAIT) < 0)
-            break;
-        self->counters.garbage_dropped++;
+    zmq_msg_init(body);
+    if (zmq_msg_recv(body, sock, ZMQ_DONTWAIT) < 0)
+        return -1;
+    if (zmq_msg_more(body)) {
+        zmq_msg_t tail;
+        zmq_msg_init(&tail);
+        while (zmq_msg_recv(&tail, sock, ZMQ_DONTWAIT) >= 0) {
+            self->counters.garbage_dropped++;
+            if (!zmq_msg_more(&tail))
+                break;
+        }
+        zmq_msg_close(&tail);
     }
+    return 0;
 }
 
 static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
@@ -629,18 +638,12 @@ static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
             zmq_msg_close(&route);
             break;
         }
-        zmq_msg_init(&body);
-        if (!zmq_msg_more(&route) || zmq_msg_recv(&body, self->router, ZMQ_DONTWAIT) < 0) {
+        bool more = zmq_msg_more(&route);
+        if (!more || s_recv_one(self, self->router, &body) < 0) {
+            if (more) /* s_recv_one initialised body */
+                zmq_msg_close(&body);
             zmq_msg_close(&route);
-            zmq_msg_close(&body);
             continue;
-        }
-        if (zmq_msg_more(&body)) {
-            zmq_msg_t tail;
-            zmq_msg_init(&tail);
-            zmq_msg_copy(&tail, &body);
-            s_drain_more(self, self->router, &tail);
-            zmq_msg_close(&tail);
         }
         /* The sender is who the ZAP handler admitted, never what it says. */
         const char *user = zmq_msg_gets(&body, "User-Id");
@@ -675,17 +678,9 @@ static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         return 0;
     for (int budget = 0; budget < 1000; budget++) {
         zmq_msg_t body;
-        zmq_msg_init(&body);
-        if (zmq_msg_recv(&body, p->dealer, ZMQ_DONTWAIT) < 0) {
+        if (s_recv_one(self, p->dealer, &body) < 0) {
             zmq_msg_close(&body);
             break;
-        }
-        if (zmq_msg_more(&body)) {
-            zmq_msg_t tail;
-            zmq_msg_init(&tail);
-            zmq_msg_copy(&tail, &body);
-            s_drain_more(self, p->dealer, &tail);
-            zmq_msg_close(&tail);
         }
         s_process_frame(self, p, &body);
         zmq_msg_close(&body);

@@ -33,7 +33,7 @@ static int s_add_ext(X509 *cert, X509 *issuer, int nid, const char *value, cohor
     return ok ? 0 : cohort_err_openssl(err, "cannot add extension %s", OBJ_nid2sn(nid));
 }
 
-static bool s_name_ok(const char *name)
+bool cohort_cert_name_valid(const char *name)
 {
     size_t n = strlen(name);
     if (n == 0 || n >= COHORT_CERT_NAME_MAX || !isalnum((unsigned char)name[0]))
@@ -84,7 +84,7 @@ int cohort_cert_create_ca(const char *name, EVP_PKEY *ca_key, int days, X509 **o
                           cohort_err_t *err)
 {
     assert(cohort_key_is(ca_key, COHORT_KEY_ED25519));
-    if (!s_name_ok(name))
+    if (!cohort_cert_name_valid(name))
         return cohort_err_set(err,
                               "CA name: must be 1..63 characters of A-Z a-z 0-9 . _ - "
                               "starting with a letter or digit, got '%.80s'",
@@ -116,7 +116,7 @@ out:
 int cohort_cert_issue(X509 *ca_cert, EVP_PKEY *ca_key, const char *name, EVP_PKEY *node_pub,
                       int days, X509 **out, cohort_err_t *err)
 {
-    if (!s_name_ok(name))
+    if (!cohort_cert_name_valid(name))
         return cohort_err_set(err,
                               "node name: must be 1..63 characters of A-Z a-z 0-9 . _ - "
                               "starting with a letter or digit, got '%.80s'",
@@ -292,7 +292,7 @@ int cohort_cert_save(const char *path, X509 *cert, cohort_err_t *err)
     return rc;
 }
 
-static time_t s_time(const ASN1_TIME *t)
+time_t cohort_cert_asn1_time(const ASN1_TIME *t)
 {
     struct tm tm;
     memset(&tm, 0, sizeof tm);
@@ -339,8 +339,8 @@ void cohort_cert_describe(X509 *cert, cohort_cert_info_t *info)
     } else {
         snprintf(info->key_type, sizeof info->key_type, "unknown");
     }
-    info->not_before = s_time(X509_get0_notBefore(cert));
-    info->not_after = s_time(X509_get0_notAfter(cert));
+    info->not_before = cohort_cert_asn1_time(X509_get0_notBefore(cert));
+    info->not_after = cohort_cert_asn1_time(X509_get0_notAfter(cert));
 }
 
 void cohort_cert_fp_hex(const uint8_t fp[COHORT_CERT_FP_LEN], char out[COHORT_CERT_FP_HEX_LEN + 1])

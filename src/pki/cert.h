@@ -77,6 +77,13 @@ void cohort_cert_fp_hex(const uint8_t fp[COHORT_CERT_FP_LEN], char out[COHORT_CE
  * prefix and ':' separators between bytes. */
 bool cohort_cert_fp_parse(const char *text, uint8_t out[COHORT_CERT_FP_LEN]);
 
+/* True for a valid node, cluster or site name: 1..63 characters of
+ * A-Z a-z 0-9 . _ - starting with a letter or digit. */
+bool cohort_cert_name_valid(const char *name);
+
+/* An ASN.1 time as seconds since the epoch (0 if absent or invalid). */
+time_t cohort_cert_asn1_time(const ASN1_TIME *t);
+
 /* Writes a time as "YYYY-MM-DDTHH:MM:SSZ". Returns out. */
 const char *cohort_cert_time_text(time_t t, char out[32]);
 

@@ -89,15 +89,6 @@ X509 *cohort_trust_get(const cohort_trust_t *self, size_t index)
     return sk_X509_value(self->cas, (int)index);
 }
 
-static time_t s_time(const ASN1_TIME *t)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    if (!t || !ASN1_TIME_to_tm(t, &tm))
-        return 0;
-    return timegm(&tm);
-}
-
 cohort_trust_status_t cohort_trust_check_chain(const cohort_trust_t *self, X509 *cert,
                                                time_t *not_before, time_t *not_after,
                                                cohort_err_t *err)
@@ -139,8 +130,8 @@ cohort_trust_status_t cohort_trust_check_chain(const cohort_trust_t *self, X509 
     STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
     for (int i = 1; i < sk_X509_num(chain); i++) {
         X509 *ca = sk_X509_value(chain, i);
-        time_t ca_nb = s_time(X509_get0_notBefore(ca));
-        time_t ca_na = s_time(X509_get0_notAfter(ca));
+        time_t ca_nb = cohort_cert_asn1_time(X509_get0_notBefore(ca));
+        time_t ca_na = cohort_cert_asn1_time(X509_get0_notAfter(ca));
         if (ca_nb > nb)
             nb = ca_nb;
         if (ca_na < na)

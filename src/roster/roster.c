@@ -35,19 +35,6 @@ struct cohort_roster {
 
 /* ---- small helpers ---- */
 
-static bool s_name_ok(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n >= COHORT_CERT_NAME_MAX || !isalnum((unsigned char)name[0]))
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
-            return false;
-    }
-    return true;
-}
-
 static const char *const s_role_names[] = {"relay", "rendezvous"};
 #define S_ROLE_COUNT (sizeof s_role_names / sizeof s_role_names[0])
 
@@ -248,7 +235,7 @@ static int s_name(s_parser_t *p, yaml_node_t *node, const char *what, char **out
 {
     if (s_string(p, node, what, out) < 0)
         return -1;
-    if (s_name_ok(*out))
+    if (cohort_cert_name_valid(*out))
         return 0;
     char q[96];
     cohort_yaml_fail(&p->y, node, p->err,
@@ -490,7 +477,7 @@ typedef struct {
 
 static bool s_name_check(const char *s)
 {
-    return s_name_ok(s);
+    return cohort_cert_name_valid(s);
 }
 
 static int s_site_key(s_parser_t *p, void *vctx, int key, yaml_node_t *value)
@@ -1212,12 +1199,12 @@ int cohort_roster_add(cohort_roster_t *self, const char *name, X509 *cert, unsig
                       const char *site, const char *const *endpoints, size_t endpoint_count,
                       cohort_err_t *err)
 {
-    if (!s_name_ok(name))
+    if (!cohort_cert_name_valid(name))
         return cohort_err_set(err,
                               "name: must be 1..63 characters of A-Z a-z 0-9 . _ - "
                               "starting with a letter or digit, got '%.80s'",
                               name);
-    if (site && *site && !s_name_ok(site))
+    if (site && *site && !cohort_cert_name_valid(site))
         return cohort_err_set(err,
                               "site: must be 1..63 characters of A-Z a-z 0-9 . _ -, got "
                               "'%.80s'",
@@ -1324,7 +1311,7 @@ int cohort_roster_set_roles(cohort_roster_t *self, const char *name, unsigned ro
 int cohort_roster_set_site(cohort_roster_t *self, const char *name, const char *site,
                            cohort_err_t *err)
 {
-    if (*site && !s_name_ok(site))
+    if (*site && !cohort_cert_name_valid(site))
         return cohort_err_set(err,
                               "site: must be 1..63 characters of A-Z a-z 0-9 . _ -, got "
                               "'%.80s'",
