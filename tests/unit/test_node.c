@@ -308,6 +308,76 @@ static void test_publish_goes_only_to_matching_subscribers(void **state)
     assert_int_equal(cohort_publish(f->nodes[0], &m, &n), COHORT_INVALID);
 }
 
+/* Answers every request waiting at node i with its name; returns how many. */
+static int s_answer_all(fixture_t *f, int i)
+{
+    int n = 0;
+    cohort_msg_t *in;
+    while ((in = cohort_recv(f->nodes[i], 0))) {
+        if (cohort_msg_kind(in) == COHORT_MSG_REQUEST) {
+            cohort_msg_t *ans = cohort_msg_new("", s_names[i], strlen(s_names[i]));
+            assert_int_equal(cohort_reply(f->nodes[i], in, &ans), COHORT_OK);
+            n++;
+        }
+        cohort_msg_destroy(&in);
+    }
+    return n;
+}
+
+static void test_site_local_provider_is_preferred_over_a_remote_one(void **state)
+{
+    fixture_t *f = *state;
+    /* beta (hq) and gamma (plant) both serve; alpha is in hq. */
+    assert_int_equal(cohort_serve(f->nodes[BETA], "where"), COHORT_OK);
+    assert_int_equal(cohort_serve(f->nodes[GAMMA], "where"), COHORT_OK);
+    zclock_sleep(300); /* interest propagation */
+    int from_beta = 0, from_gamma = 0;
+    for (int i = 0; i < 20; i++) {
+        cohort_msg_t *req = cohort_msg_new("", "?", 1);
+        uint64_t id = 0;
+        assert_int_equal(cohort_request_async(f->nodes[ALPHA], "where", &req, 2000, &id),
+                         COHORT_OK);
+        cohort_msg_t *r = NULL;
+        int64_t end = zclock_mono() + 2000;
+        while (!r && zclock_mono() < end) {
+            s_answer_all(f, BETA);
+            s_answer_all(f, GAMMA);
+            cohort_msg_t *m = cohort_recv(f->nodes[ALPHA], 10);
+            if (m && cohort_msg_kind(m) == COHORT_MSG_REPLY && cohort_msg_request_id(m) == id)
+                r = m;
+            else
+                cohort_msg_destroy(&m);
+        }
+        assert_non_null(r);
+        assert_int_equal(cohort_msg_status(r), COHORT_OK);
+        from_beta += !strcmp(cohort_msg_sender(r), "beta");
+        from_gamma += !strcmp(cohort_msg_sender(r), "gamma");
+        cohort_msg_destroy(&r);
+    }
+    assert_int_equal(from_beta, 20);
+    assert_int_equal(from_gamma, 0);
+    /* Without a site-local provider, the remote one serves. */
+    assert_int_equal(cohort_unserve(f->nodes[BETA], "where"), COHORT_OK);
+    zclock_sleep(300);
+    cohort_msg_t *req = cohort_msg_new("", "?", 1);
+    uint64_t id = 0;
+    assert_int_equal(cohort_request_async(f->nodes[ALPHA], "where", &req, 2000, &id), COHORT_OK);
+    cohort_msg_t *r = NULL;
+    int64_t end = zclock_mono() + 2000;
+    while (!r && zclock_mono() < end) {
+        s_answer_all(f, GAMMA);
+        cohort_msg_t *m = cohort_recv(f->nodes[ALPHA], 10);
+        if (m && cohort_msg_kind(m) == COHORT_MSG_REPLY && cohort_msg_request_id(m) == id)
+            r = m;
+        else
+            cohort_msg_destroy(&m);
+    }
+    assert_non_null(r);
+    assert_string_equal(cohort_msg_sender(r), "gamma");
+    cohort_msg_destroy(&r);
+    assert_int_equal(cohort_unserve(f->nodes[GAMMA], "where"), COHORT_OK);
+}
+
 static void test_pollable_fd_signals_incoming_messages(void **state)
 {
     fixture_t *f = *state;
@@ -364,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_unicast_carries_subject_headers_and_payload),
         cmocka_unit_test(test_request_reaches_a_provider_and_unknown_service_has_no_responders),
         cmocka_unit_test(test_publish_goes_only_to_matching_subscribers),
+        cmocka_unit_test(test_site_local_provider_is_preferred_over_a_remote_one),
         cmocka_unit_test(test_pollable_fd_signals_incoming_messages),
         cmocka_unit_test(test_a_node_that_leaves_is_seen_as_left_not_failed),
     };
