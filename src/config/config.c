@@ -36,6 +36,7 @@ static bool s_valid_name(const char *value);
 static bool s_valid_address(const char *value);
 static bool s_valid_advertise(const char *value);
 static bool s_valid_api(const char *value);
+static bool s_valid_proxy(const char *value);
 
 static const char *const s_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const s_formats[] = {"text", "json", NULL};
@@ -173,6 +174,61 @@ static const cohort_config_key_t s_keys[] = {
      .reloadable = true,
      S_AT(send_timeout_ms),
      .doc = "How long a send waits for room in a full queue; 0 fails at once."},
+    {.key = "links.direct_timeout",
+     S_DURATION,
+     .default_text = "2s",
+     .min = 100,
+     .max = 60000,
+     .reloadable = true,
+     S_AT(direct_timeout_ms),
+     .doc = "How long a direct connection attempt may take before the next rung is tried."},
+    {.key = "links.punch_timeout",
+     S_DURATION,
+     .default_text = "3s",
+     .min = 100,
+     .max = 60000,
+     .reloadable = true,
+     S_AT(punch_timeout_ms),
+     .doc = "How long a hole-punch attempt may take before the relay is used."},
+    {.key = "links.upgrade_interval",
+     S_DURATION,
+     .default_text = "30s",
+     .min = 1000,
+     .max = 3600000,
+     .reloadable = true,
+     S_AT(upgrade_interval_ms),
+     .doc = "How often a link on a lower rung retries the higher ones (with jitter)."},
+    {.key = "links.probe_timeout",
+     S_DURATION,
+     .default_text = "3s",
+     .min = 500,
+     .max = 60000,
+     .reloadable = true,
+     S_AT(probe_timeout_ms),
+     .doc = "A link that answers no probe for this long is demoted to the next rung."},
+    {.key = "proxy.socks5",
+     S_STRING,
+     .default_text = "",
+     S_AT(socks5_proxy),
+     .valid = s_valid_proxy,
+     .rule = "must be empty or HOST:PORT",
+     .doc = "SOCKS5 proxy (HOST:PORT) for every outbound overlay connection; empty: none."},
+    {.key = "relay.pair_bytes_per_second",
+     S_SIZE,
+     .default_text = "16MiB",
+     .min = 1024,
+     .max = 1024ULL * 1024 * 1024,
+     .reloadable = true,
+     S_AT(relay_pair_bytes),
+     .doc = "Relay nodes: bytes per second forwarded for one pair of members."},
+    {.key = "relay.pair_messages_per_second",
+     S_UINT,
+     .default_text = "100000",
+     .min = 10,
+     .max = 10000000,
+     .reloadable = true,
+     S_AT(relay_pair_msgs),
+     .doc = "Relay nodes: frames per second forwarded for one pair of members."},
 };
 
 #define S_KEY_COUNT (sizeof s_keys / sizeof s_keys[0])
@@ -415,6 +471,18 @@ static bool s_valid_name(const char *value)
     return len >= 1 && len <= COHORT_CONFIG_MAX_NAME && strchr(alnum, value[0]) &&
            strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
                len;
+}
+
+static bool s_valid_proxy(const char *value)
+{
+    if (!*value)
+        return true;
+    const char *colon = strrchr(value, ':');
+    if (!colon || colon == value || !colon[1] || strlen(colon + 1) > 5 ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return false;
+    long port = strtol(colon + 1, NULL, 10);
+    return port >= 1 && port <= 65535;
 }
 
 static bool s_valid_address(const char *value)

@@ -68,6 +68,13 @@ typedef struct cohort_config {
     uint64_t max_message_size;             /* limits.max_message_size, bytes */
     uint32_t send_queue;                   /* limits.send_queue, messages */
     uint32_t send_timeout_ms;              /* limits.send_timeout, milliseconds */
+    uint32_t direct_timeout_ms;            /* links.direct_timeout */
+    uint32_t punch_timeout_ms;             /* links.punch_timeout */
+    uint32_t upgrade_interval_ms;          /* links.upgrade_interval */
+    uint32_t probe_timeout_ms;             /* links.probe_timeout */
+    char *socks5_proxy;                    /* proxy.socks5, "" = none */
+    uint64_t relay_pair_bytes;             /* relay.pair_bytes_per_second */
+    uint32_t relay_pair_msgs;              /* relay.pair_messages_per_second */
     /* Bit i is set when the file set table entry i. Read it through
      * cohort_config_was_set. */
     uint64_t set_mask;

@@ -119,7 +119,7 @@ unknown_key_or_section() {
     cp "$TPL/node.yaml" node/node.yaml
     printf 'extra:\n  foo: 1\n' >>node/node.yaml
     line=$(grep -n "^extra:$" node/node.yaml | cut -d: -f1)
-    expect_fail 1 "^cohortd: node/node\.yaml:$line:1: unknown section \(known: node, identity, trust, listen, api, log, limits\), got 'extra'$" \
+    expect_fail 1 "^cohortd: node/node\.yaml:$line:1: unknown section \(known: node, identity, trust, listen, api, log, limits, links, proxy, relay\), got 'extra'$" \
         -- check node/node.yaml
 }
 
@@ -334,6 +334,16 @@ limits:
   max_message_size: 1MiB
   send_queue: 10000
   send_timeout: 0ms
+links:
+  direct_timeout: 2s
+  punch_timeout: 3s
+  upgrade_interval: 30s
+  probe_timeout: 3s
+proxy:
+  socks5: ""
+relay:
+  pair_bytes_per_second: 16MiB
+  pair_messages_per_second: 100000
 EOF
     )
     [[ $OUT == "$want" ]] || fail "effective config differs:

@@ -430,7 +430,17 @@ static void test_emit_writes_every_key_with_units(void **state)
                               "limits:\n"
                               "  max_message_size: 2MiB\n"
                               "  send_queue: 10000\n"
-                              "  send_timeout: 30s\n");
+                              "  send_timeout: 30s\n"
+                              "links:\n"
+                              "  direct_timeout: 2s\n"
+                              "  punch_timeout: 3s\n"
+                              "  upgrade_interval: 30s\n"
+                              "  probe_timeout: 3s\n"
+                              "proxy:\n"
+                              "  socks5: \"\"\n"
+                              "relay:\n"
+                              "  pair_bytes_per_second: 16MiB\n"
+                              "  pair_messages_per_second: 100000\n");
     free(text);
     cohort_config_destroy(&cfg);
 }
@@ -445,12 +455,21 @@ static void test_unknown_key_is_refused(void **state)
                    "advertise), got 'prot'");
 }
 
+static void test_bad_socks5_proxy_is_refused(void **state)
+{
+    (void)state;
+    s_expect_error(MINIMAL "proxy:\n  socks5: nohost\n",
+                   "node.yaml:6:11: proxy.socks5: must be empty or HOST:PORT, got 'nohost'");
+    s_expect_error(MINIMAL "proxy:\n  socks5: \"h:99999\"\n",
+                   "node.yaml:6:11: proxy.socks5: must be empty or HOST:PORT, got 'h:99999'");
+}
+
 static void test_unknown_section_is_refused(void **state)
 {
     (void)state;
     s_expect_error(MINIMAL "lsten:\n  port: 7700\n",
                    "node.yaml:5:1: unknown section (known: node, identity, trust, listen, api, "
-                   "log, limits), got 'lsten'");
+                   "log, limits, links, proxy, relay), got 'lsten'");
 }
 
 static void test_port_out_of_range_is_refused(void **state)
@@ -852,6 +871,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unknown_key_is_refused),
         cmocka_unit_test(test_unknown_section_is_refused),
+        cmocka_unit_test(test_bad_socks5_proxy_is_refused),
         cmocka_unit_test(test_port_out_of_range_is_refused),
         cmocka_unit_test(test_negative_number_is_refused),
         cmocka_unit_test(test_number_with_junk_sign_or_leading_zero_is_refused),
