@@ -43,7 +43,8 @@ int cohort_cli_int(const char *cmd, const char *opt, const char *text, long min,
     return 0;
 }
 
-static const cohort_cli_cmd_t *const s_tables[] = {cohort_cli_pki_cmds, cohort_cli_roster_cmds};
+static const cohort_cli_cmd_t *const s_tables[] = {cohort_cli_pki_cmds, cohort_cli_roster_cmds,
+                                                   cohort_cli_node_cmds};
 
 static void s_usage(FILE *out)
 {

@@ -1042,3 +1042,47 @@ bool cohort_config_key_reloadable(const char *key)
     int idx = s_find(key);
     return idx >= 0 && s_keys[idx].reloadable;
 }
+
+bool cohort_config_same(const cohort_config_t *a, const cohort_config_t *b, const char *key)
+{
+    assert(a && b && key);
+    int idx = s_find(key);
+    if (idx < 0)
+        return false;
+    const cohort_config_key_t *e = &s_keys[idx];
+    const void *fa = s_cfield(a, e), *fb = s_cfield(b, e);
+    switch (e->type) {
+    case COHORT_CONFIG_TYPE_STRING:
+    case COHORT_CONFIG_TYPE_PATH: {
+        const char *va, *vb;
+        memcpy(&va, fa, sizeof va);
+        memcpy(&vb, fb, sizeof vb);
+        return !strcmp(va, vb);
+    }
+    case COHORT_CONFIG_TYPE_UINT:
+    case COHORT_CONFIG_TYPE_DURATION:
+        return !memcmp(fa, fb, sizeof(uint32_t));
+    case COHORT_CONFIG_TYPE_SIZE:
+        return !memcmp(fa, fb, sizeof(uint64_t));
+    case COHORT_CONFIG_TYPE_BOOL:
+        return !memcmp(fa, fb, sizeof(bool));
+    case COHORT_CONFIG_TYPE_ENUM:
+        return !memcmp(fa, fb, sizeof(int));
+    case COHORT_CONFIG_TYPE_LIST:
+    case COHORT_CONFIG_TYPE_PATHLIST: {
+        char **ia, **ib;
+        size_t na, nb;
+        memcpy(&ia, fa, sizeof ia);
+        memcpy(&ib, fb, sizeof ib);
+        memcpy(&na, (const char *)a + e->count_offset, sizeof na);
+        memcpy(&nb, (const char *)b + e->count_offset, sizeof nb);
+        if (na != nb)
+            return false;
+        for (size_t i = 0; i < na; i++)
+            if (strcmp(ia[i], ib[i]))
+                return false;
+        return true;
+    }
+    }
+    return false;
+}

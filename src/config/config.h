@@ -146,4 +146,8 @@ bool cohort_config_was_set(const cohort_config_t *cfg, const char *key);
  * false for unknown keys. */
 bool cohort_config_key_reloadable(const char *key);
 
+/* True if a and b hold the same effective value for key ("section.name");
+ * false for unknown keys. What a reload uses to tell what changed. */
+bool cohort_config_same(const cohort_config_t *a, const cohort_config_t *b, const char *key);
+
 #endif

@@ -1,13 +1,15 @@
 /*
  * cohortd: the node daemon. main() parses arguments and wires modules
- * together; everything else lives in the core library.
+ * together; everything else lives in the core library and in run.c.
  *
- * For now the daemon validates: `cohortd --check-config -c FILE` loads the
- * node config and the whole identity (key, certificate, trust, roster),
- * prints the effective config as YAML that cohortd reads back, and exits
- * non-zero naming the first problem.
+ * `cohortd -c FILE` runs the node with its local API until SIGTERM
+ * (daemon/run.h). `cohortd --check-config -c FILE` loads the node config
+ * and the whole identity (key, certificate, trust, roster), prints the
+ * effective config as YAML that cohortd reads back, and exits non-zero
+ * naming the first problem.
  */
 #include "config/config.h"
+#include "daemon/run.h"
 #include "node/identity.h"
 
 #include <getopt.h>
@@ -84,6 +86,5 @@ int main(int argc, char **argv)
     }
     if (check)
         return s_check_config(config);
-    fprintf(stderr, "cohortd: running a node is not implemented yet; use --check-config\n");
-    return 2;
+    return cohort_daemon_run(config);
 }

@@ -75,6 +75,15 @@ void cohort_msg_destroy(cohort_msg_t **msg_p);
 void cohort_msg_set_header(cohort_msg_t *msg, const char *key, const char *value);
 /* Borrowed; valid while msg lives. NULL when absent. */
 const char *cohort_msg_header(const cohort_msg_t *msg, const char *key);
+/* How many headers msg carries. */
+size_t cohort_msg_header_count(const cohort_msg_t *msg);
+/* The key of header number index (< cohort_msg_header_count); *value gets
+ * its value. Both borrowed; valid while msg lives and is not changed. */
+const char *cohort_msg_header_at(const cohort_msg_t *msg, size_t index, const char **value);
+/* Sets the status and error text a reply carries (a new message has
+ * COHORT_OK and ""), so a service can answer with a failure. error is
+ * copied; NULL means "". */
+void cohort_msg_set_status(cohort_msg_t *msg, cohort_status_t status, const char *error);
 const char *cohort_msg_subject(const cohort_msg_t *msg);
 /* Borrowed payload; *len gets its size. */
 const void *cohort_msg_payload(const cohort_msg_t *msg, size_t *len);

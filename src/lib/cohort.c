@@ -103,6 +103,28 @@ const char *cohort_msg_header(const cohort_msg_t *msg, const char *key)
     return NULL;
 }
 
+size_t cohort_msg_header_count(const cohort_msg_t *msg)
+{
+    assert(msg);
+    return msg->header_count;
+}
+
+const char *cohort_msg_header_at(const cohort_msg_t *msg, size_t index, const char **value)
+{
+    assert(msg && index < msg->header_count);
+    if (value)
+        *value = msg->headers[index].value;
+    return msg->headers[index].key;
+}
+
+void cohort_msg_set_status(cohort_msg_t *msg, cohort_status_t status, const char *error)
+{
+    assert(msg);
+    msg->status = status;
+    free(msg->error);
+    msg->error = cohort_strdup(error ? error : "");
+}
+
 const char *cohort_msg_subject(const cohort_msg_t *msg)
 {
     return msg->subject;

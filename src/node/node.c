@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "msg/subject.h"
 #include "node/identity.h"
+#include "node/node_impl.h"
 #include "overlay/session.h"
 #include "overlay/zap.h"
 #include "util/log.h"
@@ -20,95 +21,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <zmq.h>
-
-#define S_TICK_MS 50
-#define S_PING_MS 1000
-#define S_DOWN_AFTER_MS 5000
-#define S_RTO_MIN_MS 200
-#define S_RTO_MAX_MS 3000
-#define S_LEAVE_FLUSH_MS 2000
-/* Frames over max_message_size + this are refused by libzmq before it
- * allocates them; those between are counted and dropped by us. */
-#define S_FRAME_SLACK (64 * 1024)
-#define S_MAX_ROUTE 256
-#define S_MAX_INTEREST 4096
-
-typedef Cohort__Wire__Envelope s_env_t;
-typedef Cohort__Wire__Message s_msg_t;
-
-typedef struct {
-    char *name;
-    char *site;
-    char fp_hex[COHORT_CERT_FP_HEX_LEN + 1];
-    unsigned roles;
-    uint8_t key[COHORT_KEY_LEN];
-    char *endpoints[COHORT_ROSTER_MAX_ENDPOINTS];
-    size_t endpoint_count;
-    void *dealer;  /* our link to them (we are the CURVE client) */
-    void *monitor; /* PAIR reading the dealer's monitor events */
-    bool dealer_up;
-    uint8_t route[S_MAX_ROUTE]; /* their dealer's routing id on our ROUTER */
-    size_t route_len;
-    bool hello_in;
-    bool up;
-    uint64_t epoch;
-    cohort_session_t *session;
-    int64_t last_seen; /* ms, 0 never */
-    int64_t rtt_us;    /* -1 unknown */
-    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
-    char **services, **patterns;
-    size_t service_count, pattern_count;
-    uint64_t interest_version;
-} s_peer_t;
-
-typedef struct {
-    uint64_t id;      /* the front's id */
-    uint64_t wire_id; /* the id on the wire (unique per node run) */
-    char *service;
-    int64_t deadline;
-} s_pending_t;
-
-typedef struct {
-    zsock_t *pipe;
-    zsock_t *inbox;
-    char inbox_ep[64];
-    zloop_t *loop;
-    cohort_config_t *cfg;
-    cohort_identity_t *id;
-    void *ctx;
-    void *zap;
-    void *router;
-    void *router_mon;
-    uint8_t public_key[COHORT_KEY_LEN];
-    uint8_t secret_key[COHORT_KEY_LEN];
-    uint64_t epoch;
-    int64_t started;
-    s_peer_t *peers;
-    size_t peer_count;
-    cohort_zap_stats_t zap_stats;
-    Cohort__Api__Counters counters;
-    char **services, **patterns;
-    size_t service_count, pattern_count;
-    uint64_t interest_version;
-    s_pending_t *pending;
-    size_t pending_count;
-    uint64_t next_wire_id;
-    zhashx_t *rr; /* service -> round-robin counter */
-    bool terminating;
-    int64_t leave_deadline;
-} s_node_t;
-
-/* protobuf-c's string fields are `char *`, but outgoing messages are only
- * read by the encoder: literals may be put there without being written. */
-static char *s_str(const char *text)
-{
-    return (char *)(uintptr_t)text;
-}
-
-static int64_t s_now(void)
-{
-    return zclock_mono();
-}
 
 /* ---- string sets (services, patterns) ---- */
 
@@ -153,14 +65,14 @@ static void s_set_free(char ***v, size_t *n)
 
 /* The inbox never blocks the actor: when the application does not read,
  * deliveries beyond the high-water mark are dropped and counted. */
-static void s_event(s_node_t *self, const char *type, const char *node, const char *reason)
+void node_event(node_t *self, const char *type, const char *node, const char *reason)
 {
     COHORT_LOG(COHORT_LOG_INFO, "%s node=%s reason=%s", type, node, reason);
     if (zsock_send(self->inbox, "ssss", "E", type, node, reason) != 0)
         self->counters.delivery_dropped++;
 }
 
-static void s_deliver(s_node_t *self, const char *sender, const s_msg_t *msg)
+static void s_deliver(node_t *self, const char *sender, const node_msg_t *msg)
 {
     size_t len = cohort__wire__message__get_packed_size(msg);
     zframe_t *frame = zframe_new(NULL, len);
@@ -172,42 +84,22 @@ static void s_deliver(s_node_t *self, const char *sender, const s_msg_t *msg)
 
 /* ---- transmitting ---- */
 
-static int s_transmit(s_node_t *self, s_peer_t *p, const uint8_t *buf, size_t len)
-{
-    if (p->dealer && p->dealer_up) {
-        if (zmq_send(p->dealer, buf, len, ZMQ_DONTWAIT) >= 0)
-            goto sent;
-    }
-    if (p->route_len) {
-        if (zmq_send(self->router, p->route, p->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
-            zmq_send(self->router, buf, len, ZMQ_DONTWAIT) >= 0)
-            goto sent;
-        p->route_len = 0; /* gone (ROUTER_MANDATORY said so) */
-    }
-    return -1;
-sent:
-    p->msgs_out++;
-    p->bytes_out += len;
-    self->counters.messages_out++;
-    return 0;
-}
-
-static int s_transmit_env(s_node_t *self, s_peer_t *p, s_env_t *env)
+int node_transmit_env(node_t *self, node_peer_t *p, node_env_t *env)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
     cohort_wire_encode(env, &buf, &len);
-    int rc = s_transmit(self, p, buf, len);
+    int rc = links_transmit(self, p, buf, len);
     free(buf);
     return rc;
 }
 
-static void s_emit_data(void *arg, uint64_t stream, uint64_t seq, const uint8_t *body, size_t len)
+void node_emit_data(void *arg, uint64_t stream, uint64_t seq, const uint8_t *body, size_t len)
 {
     void **pair = arg;
-    s_node_t *self = pair[0];
-    s_peer_t *p = pair[1];
-    s_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+    node_t *self = pair[0];
+    node_peer_t *p = pair[1];
+    node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
     Cohort__Wire__Data data = COHORT__WIRE__DATA__INIT;
     data.stream = stream;
     data.seq = seq;
@@ -215,12 +107,12 @@ static void s_emit_data(void *arg, uint64_t stream, uint64_t seq, const uint8_t 
     data.body.len = len;
     env.body_case = COHORT__WIRE__ENVELOPE__BODY_DATA;
     env.data = &data;
-    s_transmit_env(self, p, &env);
+    node_transmit_env(self, p, &env);
 }
 
 /* Queues an application message on the peer's session and sends it now if
  * a link is up. Returns a cohort.api.Code. */
-static int s_send_msg(s_node_t *self, s_peer_t *p, const s_msg_t *msg)
+static int s_send_msg(node_t *self, node_peer_t *p, const node_msg_t *msg)
 {
     size_t len = cohort__wire__message__get_packed_size(msg);
     if (len > self->cfg->max_message_size)
@@ -231,19 +123,19 @@ static int s_send_msg(s_node_t *self, s_peer_t *p, const s_msg_t *msg)
      * before it is first sent: reading it through `bytes` below is safe. */
     const uint8_t *bytes = body;
     uint64_t stream = 0, seq = 0;
-    if (cohort_session_send(p->session, &body, len, s_now(), &stream, &seq) < 0) {
+    if (cohort_session_send(p->session, &body, len, node_now(), &stream, &seq) < 0) {
         free(body);
         self->counters.queue_full++;
         return COHORT__API__CODE__QUEUE_FULL;
     }
     void *pair[2] = {self, p};
-    s_emit_data(pair, stream, seq, bytes, len);
+    node_emit_data(pair, stream, seq, bytes, len);
     return COHORT__API__CODE__OK;
 }
 
-static void s_send_hello(s_node_t *self, s_peer_t *p)
+static void s_send_hello(node_t *self, node_peer_t *p)
 {
-    s_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+    node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
     Cohort__Wire__Hello hello = COHORT__WIRE__HELLO__INIT;
     unsigned char *der = NULL;
     int der_len = i2d_X509(self->id->cert, &der);
@@ -256,13 +148,13 @@ static void s_send_hello(s_node_t *self, s_peer_t *p)
     hello.epoch = self->epoch;
     env.body_case = COHORT__WIRE__ENVELOPE__BODY_HELLO;
     env.hello = &hello;
-    s_transmit_env(self, p, &env);
+    node_transmit_env(self, p, &env);
     OPENSSL_free(der);
 }
 
-static void s_send_interest_to(s_node_t *self, s_peer_t *p)
+static void s_send_interest_to(node_t *self, node_peer_t *p)
 {
-    s_msg_t msg = COHORT__WIRE__MESSAGE__INIT;
+    node_msg_t msg = COHORT__WIRE__MESSAGE__INIT;
     Cohort__Wire__Interest in = COHORT__WIRE__INTEREST__INIT;
     in.version = self->interest_version;
     in.n_services = self->service_count;
@@ -274,7 +166,7 @@ static void s_send_interest_to(s_node_t *self, s_peer_t *p)
     s_send_msg(self, p, &msg);
 }
 
-static void s_interest_changed(s_node_t *self)
+static void s_interest_changed(node_t *self)
 {
     self->interest_version++;
     for (size_t i = 0; i < self->peer_count; i++)
@@ -283,7 +175,7 @@ static void s_interest_changed(s_node_t *self)
 
 /* ---- peers ---- */
 
-static s_peer_t *s_peer_by_name(s_node_t *self, const char *name)
+node_peer_t *node_peer_by_name(node_t *self, const char *name)
 {
     for (size_t i = 0; i < self->peer_count; i++)
         if (!strcmp(self->peers[i].name, name))
@@ -291,7 +183,7 @@ static s_peer_t *s_peer_by_name(s_node_t *self, const char *name)
     return NULL;
 }
 
-static int s_dealer_open(s_node_t *self, s_peer_t *p, size_t index, cohort_err_t *err)
+static int s_dealer_open(node_t *self, node_peer_t *p, size_t index, cohort_err_t *err)
 {
     p->dealer = zmq_socket(self->ctx, ZMQ_DEALER);
     int one = 1, zero = 0, hwm = 10000;
@@ -316,15 +208,26 @@ static int s_dealer_open(s_node_t *self, s_peer_t *p, size_t index, cohort_err_t
     p->monitor = zmq_socket(self->ctx, ZMQ_PAIR);
     zmq_setsockopt(p->monitor, ZMQ_LINGER, &zero, sizeof zero);
     zmq_connect(p->monitor, ep);
-    for (size_t e = 0; e < p->endpoint_count; e++)
-        if (zmq_connect(p->dealer, p->endpoints[e]) != 0)
+    /* Bound every attempt ourselves: a dropped SYN would otherwise wait out
+     * TCP's retries for minutes. */
+    int connect_timeout = (int)self->cfg->direct_timeout_ms;
+    zmq_setsockopt(p->dealer, ZMQ_CONNECT_TIMEOUT, &connect_timeout, sizeof connect_timeout);
+    if (*self->cfg->socks5_proxy)
+        zmq_setsockopt(p->dealer, ZMQ_SOCKS_PROXY, self->cfg->socks5_proxy,
+                       strlen(self->cfg->socks5_proxy));
+    for (size_t e = 0; e < p->endpoint_count; e++) {
+        char dial[160];
+        links_dial_endpoint(self, p, p->endpoints[e], dial, sizeof dial);
+        if (zmq_connect(p->dealer, dial) != 0)
             COHORT_LOG(COHORT_LOG_WARN, "connect.failed peer=%s endpoint=%s error=\"%s\"", p->name,
-                       p->endpoints[e], zmq_strerror(zmq_errno()));
+                       dial, zmq_strerror(zmq_errno()));
+    }
     return 0;
 }
 
-static void s_peer_fini(s_peer_t *p)
+static void s_peer_fini(node_peer_t *p)
 {
+    links_peer_fini(p);
     if (p->dealer) {
         zmq_socket_monitor(p->dealer, NULL, 0);
         zmq_close(p->dealer);
@@ -340,25 +243,26 @@ static void s_peer_fini(s_peer_t *p)
     s_set_free(&p->patterns, &p->pattern_count);
 }
 
-static bool s_peer_reachable(const s_peer_t *p)
+static bool s_peer_reachable(const node_peer_t *p)
 {
-    return p->up && ((p->dealer && p->dealer_up) || p->route_len);
+    return p->up &&
+           (p->ladder.active != COHORT_RUNG_NONE || (p->dealer && p->dealer_up) || p->route_len);
 }
 
 /* ---- messaging ---- */
 
-static void s_fail_call(s_node_t *self, uint64_t id, const char *service, int code, const char *why)
+static void s_fail_call(node_t *self, uint64_t id, const char *service, int code, const char *why)
 {
-    s_msg_t reply = COHORT__WIRE__MESSAGE__INIT;
+    node_msg_t reply = COHORT__WIRE__MESSAGE__INIT;
     reply.kind = COHORT__WIRE__MESSAGE__KIND__REPLY;
-    reply.subject = s_str(service);
+    reply.subject = node_str(service);
     reply.request_id = id;
     reply.status = (uint32_t)code;
-    reply.error = s_str(why);
+    reply.error = node_str(why);
     s_deliver(self, self->cfg->node_name, &reply);
 }
 
-static void s_pending_remove(s_node_t *self, size_t i)
+static void s_pending_remove(node_t *self, size_t i)
 {
     free(self->pending[i].service);
     self->pending[i] = self->pending[--self->pending_count];
@@ -367,14 +271,14 @@ static void s_pending_remove(s_node_t *self, size_t i)
 /* Picks a provider: site-local first (this node counts as local), then any;
  * round robin within the tier. Returns NULL for this node itself via
  * *local. */
-static bool s_pick_provider(s_node_t *self, const char *service, s_peer_t **out, bool *local)
+static bool s_pick_provider(node_t *self, const char *service, node_peer_t **out, bool *local)
 {
     const char *my_site = self->id->self_member->site;
-    s_peer_t *cands[2][1024];
+    node_peer_t *cands[2][1024];
     size_t counts[2] = {0, 0};
     bool self_serves = s_set_has(self->services, self->service_count, service);
     for (size_t i = 0; i < self->peer_count; i++) {
-        s_peer_t *p = &self->peers[i];
+        node_peer_t *p = &self->peers[i];
         if (!s_peer_reachable(p) || !s_set_has(p->services, p->service_count, service))
             continue;
         int tier = strcmp(p->site, my_site) == 0 ? 0 : 1;
@@ -399,7 +303,7 @@ static bool s_pick_provider(s_node_t *self, const char *service, s_peer_t **out,
     return false;
 }
 
-static void s_handle_message(s_node_t *self, s_peer_t *from, s_msg_t *msg)
+static void s_handle_message(node_t *self, node_peer_t *from, node_msg_t *msg)
 {
     switch (msg->kind) {
     case COHORT__WIRE__MESSAGE__KIND__UNICAST:
@@ -411,12 +315,12 @@ static void s_handle_message(s_node_t *self, s_peer_t *from, s_msg_t *msg)
             s_deliver(self, from->name, msg);
         } else {
             /* unserved between its choice and now: tell the requester */
-            s_msg_t reply = COHORT__WIRE__MESSAGE__INIT;
+            node_msg_t reply = COHORT__WIRE__MESSAGE__INIT;
             reply.kind = COHORT__WIRE__MESSAGE__KIND__REPLY;
             reply.subject = msg->subject;
             reply.request_id = msg->request_id;
             reply.status = COHORT__API__CODE__NO_RESPONDERS;
-            reply.error = s_str("service no longer served here");
+            reply.error = node_str("service no longer served here");
             s_send_msg(self, from, &reply);
         }
         break;
@@ -452,19 +356,19 @@ static void s_handle_message(s_node_t *self, s_peer_t *from, s_msg_t *msg)
 
 /* ---- overlay input ---- */
 
-static int s_add_socket(s_node_t *self, void *sock, zloop_fn *fn);
+int node_add_socket(node_t *self, void *sock, zloop_fn *fn);
 static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg);
 static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg);
 
-static void s_peer_set_up(s_node_t *self, s_peer_t *p, bool up, const char *reason)
+static void s_peer_set_up(node_t *self, node_peer_t *p, bool up, const char *reason)
 {
     if (p->up == up)
         return;
     p->up = up;
-    s_event(self, up ? "member.up" : "member.down", p->name, reason);
+    node_event(self, up ? "member.up" : "member.down", p->name, reason);
 }
 
-static void s_handle_epoch(s_node_t *self, s_peer_t *p, uint64_t epoch)
+static void s_handle_epoch(node_t *self, node_peer_t *p, uint64_t epoch)
 {
     if (epoch == p->epoch)
         return;
@@ -481,13 +385,16 @@ static void s_handle_epoch(s_node_t *self, s_peer_t *p, uint64_t epoch)
     s_send_hello(self, p);
     s_send_interest_to(self, p);
     void *pair[2] = {self, p};
-    cohort_session_resend_all(p->session, s_now(), s_emit_data, pair);
+    cohort_session_resend_all(p->session, node_now(), node_emit_data, pair);
 }
 
-static void s_handle_envelope(s_node_t *self, s_peer_t *p, s_env_t *env)
+void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_rung_t path,
+                          node_peer_t *via)
 {
-    int64_t now = s_now();
+    int64_t now = node_now();
     p->last_seen = now;
+    if (links_handle(self, p, env, path))
+        return;
     switch (env->body_case) {
     case COHORT__WIRE__ENVELOPE__BODY_HELLO:
         if (!env->hello->node || strcmp(env->hello->node, p->name) != 0) {
@@ -509,8 +416,8 @@ static void s_handle_envelope(s_node_t *self, s_peer_t *p, s_env_t *env)
                     COHORT_LOG(COHORT_LOG_WARN, "dealer.failed peer=%s error=\"%s\"", p->name,
                                cohort_err_text(&err));
                 else {
-                    s_add_socket(self, p->monitor, s_on_monitor);
-                    s_add_socket(self, p->dealer, s_on_dealer);
+                    node_add_socket(self, p->monitor, s_on_monitor);
+                    node_add_socket(self, p->dealer, s_on_dealer);
                 }
             }
         }
@@ -526,7 +433,7 @@ static void s_handle_envelope(s_node_t *self, s_peer_t *p, s_env_t *env)
             if (rx != COHORT_SESSION_DELIVER)
                 return;
         }
-        s_msg_t *msg = cohort__wire__message__unpack(NULL, d->body.len, d->body.data);
+        node_msg_t *msg = cohort__wire__message__unpack(NULL, d->body.len, d->body.data);
         if (!msg) {
             self->counters.garbage_dropped++;
             return;
@@ -541,18 +448,27 @@ static void s_handle_envelope(s_node_t *self, s_peer_t *p, s_env_t *env)
     case COHORT__WIRE__ENVELOPE__BODY_PING: {
         if (p->hello_in)
             s_handle_epoch(self, p, env->ping->epoch);
-        s_env_t out = COHORT__WIRE__ENVELOPE__INIT;
+        else
+            /* A peer we only reach through a relay or a punched link never
+             * saw a handshake of ours complete: introduce ourselves. */
+            s_send_hello(self, p);
+        /* Answer on the rung the probe came on: that is what it tests. */
+        node_env_t out = COHORT__WIRE__ENVELOPE__INIT;
         Cohort__Wire__Pong pong = COHORT__WIRE__PONG__INIT;
         pong.nonce = env->ping->nonce;
         pong.sent_us = env->ping->sent_us;
         pong.epoch = self->epoch;
         out.body_case = COHORT__WIRE__ENVELOPE__BODY_PONG;
         out.pong = &pong;
-        s_transmit_env(self, p, &out);
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        cohort_wire_encode(&out, &buf, &len);
+        links_transmit_on(self, p, path, via, buf, len);
+        free(buf);
         break;
     }
     case COHORT__WIRE__ENVELOPE__BODY_PONG:
-        p->rtt_us = zclock_usecs() - (int64_t)env->pong->sent_us;
+        links_probe_answered(self, p, path, env->pong->sent_us);
         break;
     case COHORT__WIRE__ENVELOPE__BODY_GOODBYE:
         p->hello_in = false;
@@ -563,24 +479,25 @@ static void s_handle_envelope(s_node_t *self, s_peer_t *p, s_env_t *env)
     }
 }
 
-static void s_flush_acks(s_node_t *self)
+static void s_flush_acks(node_t *self)
 {
     for (size_t i = 0; i < self->peer_count; i++) {
-        s_peer_t *p = &self->peers[i];
+        node_peer_t *p = &self->peers[i];
         if (!cohort_session_ack_pending(p->session))
             continue;
-        s_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+        node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
         Cohort__Wire__Ack ack = COHORT__WIRE__ACK__INIT;
         cohort_session_ack_state(p->session, &ack.stream, &ack.upto);
         env.body_case = COHORT__WIRE__ENVELOPE__BODY_ACK;
         env.ack = &ack;
-        if (s_transmit_env(self, p, &env) == 0)
+        if (node_transmit_env(self, p, &env) == 0)
             cohort_session_ack_sent(p->session);
     }
 }
 
 /* One frame from an authenticated peer, whichever socket it came in on. */
-static void s_process_frame(s_node_t *self, s_peer_t *p, zmq_msg_t *body)
+void node_process_frame(node_t *self, node_peer_t *p, zmq_msg_t *body, cohort_rung_t path,
+                        node_peer_t *via)
 {
     size_t len = zmq_msg_size(body);
     self->counters.messages_in++;
@@ -591,7 +508,7 @@ static void s_process_frame(s_node_t *self, s_peer_t *p, zmq_msg_t *body)
     }
     p->msgs_in++;
     p->bytes_in += len;
-    s_env_t *env = NULL;
+    node_env_t *env = NULL;
     cohort_err_t err;
     if (cohort_wire_decode(zmq_msg_data(body), len, self->cfg->max_message_size + 1024, &env,
                            &err) < 0) {
@@ -600,14 +517,14 @@ static void s_process_frame(s_node_t *self, s_peer_t *p, zmq_msg_t *body)
                    cohort_err_text(&err));
         return;
     }
-    s_handle_envelope(self, p, env);
+    node_handle_envelope(self, p, env, path, via);
     cohort_wire_free(&env);
 }
 
 /* Receives one single-frame message into body (initialised here; the
  * caller closes it). We send single frames; any further frames of the same
  * message are noise, drained and counted. Returns -1 when nothing waits. */
-static int s_recv_one(s_node_t *self, void *sock, zmq_msg_t *body)
+int node_recv_one(node_t *self, void *sock, zmq_msg_t *body)
 {
     zmq_msg_init(body);
     if (zmq_msg_recv(body, sock, ZMQ_DONTWAIT) < 0)
@@ -629,7 +546,7 @@ static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     (void)item;
-    s_node_t *self = arg;
+    node_t *self = arg;
     /* Drain what is there, bounded so one busy peer cannot starve timers. */
     for (int budget = 0; budget < 1000; budget++) {
         zmq_msg_t route, body;
@@ -639,15 +556,15 @@ static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
             break;
         }
         bool more = zmq_msg_more(&route);
-        if (!more || s_recv_one(self, self->router, &body) < 0) {
-            if (more) /* s_recv_one initialised body */
+        if (!more || node_recv_one(self, self->router, &body) < 0) {
+            if (more) /* node_recv_one initialised body */
                 zmq_msg_close(&body);
             zmq_msg_close(&route);
             continue;
         }
         /* The sender is who the ZAP handler admitted, never what it says. */
         const char *user = zmq_msg_gets(&body, "User-Id");
-        s_peer_t *p = user ? s_peer_by_name(self, user) : NULL;
+        node_peer_t *p = user ? node_peer_by_name(self, user) : NULL;
         if (!p) {
             self->counters.unknown_sender++;
         } else {
@@ -655,7 +572,8 @@ static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
                 memcpy(p->route, zmq_msg_data(&route), zmq_msg_size(&route));
                 p->route_len = zmq_msg_size(&route);
             }
-            s_process_frame(self, p, &body);
+            links_observe(self, p, &body);
+            node_process_frame(self, p, &body, COHORT_RUNG_DIRECT, NULL);
         }
         zmq_msg_close(&route);
         zmq_msg_close(&body);
@@ -669,8 +587,8 @@ static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
-    s_node_t *self = arg;
-    s_peer_t *p = NULL;
+    node_t *self = arg;
+    node_peer_t *p = NULL;
     for (size_t i = 0; i < self->peer_count && !p; i++)
         if (self->peers[i].dealer == item->socket)
             p = &self->peers[i];
@@ -678,11 +596,11 @@ static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         return 0;
     for (int budget = 0; budget < 1000; budget++) {
         zmq_msg_t body;
-        if (s_recv_one(self, p->dealer, &body) < 0) {
+        if (node_recv_one(self, p->dealer, &body) < 0) {
             zmq_msg_close(&body);
             break;
         }
-        s_process_frame(self, p, &body);
+        node_process_frame(self, p, &body, COHORT_RUNG_DIRECT, NULL);
         zmq_msg_close(&body);
     }
     s_flush_acks(self);
@@ -709,9 +627,9 @@ static int s_read_monitor(void *sock, uint16_t *event)
 static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
-    s_node_t *self = arg;
+    node_t *self = arg;
     for (size_t i = 0; i < self->peer_count; i++) {
-        s_peer_t *p = &self->peers[i];
+        node_peer_t *p = &self->peers[i];
         if (p->monitor != item->socket)
             continue;
         uint16_t ev;
@@ -722,7 +640,7 @@ static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
                 s_send_hello(self, p);
                 s_send_interest_to(self, p);
                 void *pair[2] = {self, p};
-                cohort_session_resend_all(p->session, s_now(), s_emit_data, pair);
+                cohort_session_resend_all(p->session, node_now(), node_emit_data, pair);
             } else if (ev == ZMQ_EVENT_DISCONNECTED) {
                 p->dealer_up = false;
                 COHORT_LOG(COHORT_LOG_DEBUG, "link.down peer=%s", p->name);
@@ -736,7 +654,7 @@ static int s_on_router_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     (void)item;
-    s_node_t *self = arg;
+    node_t *self = arg;
     uint16_t ev;
     while (s_read_monitor(self->router_mon, &ev) == 0) {
         if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
@@ -751,7 +669,7 @@ static int s_on_zap(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     (void)item;
-    s_node_t *self = arg;
+    node_t *self = arg;
     while (cohort_zap_handle(self->zap, self->id->roster, time(NULL), &self->zap_stats) == 0) {
         if (self->zap_stats.refused && self->zap_stats.last_refused_reason[0]) {
             COHORT_LOG(COHORT_LOG_WARN, "handshake.refused key=%s reason=%s",
@@ -768,13 +686,13 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
-    s_node_t *self = arg;
-    int64_t now = s_now();
+    node_t *self = arg;
+    int64_t now = node_now();
     for (size_t i = 0; i < self->peer_count; i++) {
-        s_peer_t *p = &self->peers[i];
+        node_peer_t *p = &self->peers[i];
         void *pair[2] = {self, p};
         if ((p->dealer && p->dealer_up) || p->route_len)
-            cohort_session_resend_due(p->session, now, s_emit_data, pair);
+            cohort_session_resend_due(p->session, now, node_emit_data, pair);
     }
     for (size_t i = 0; i < self->pending_count;) {
         if (now >= self->pending[i].deadline) {
@@ -785,6 +703,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
             i++;
         }
     }
+    links_tick(self);
     s_flush_acks(self);
     if (self->terminating) {
         size_t unacked = 0;
@@ -807,18 +726,11 @@ static int s_on_ping(zloop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
-    s_node_t *self = arg;
-    int64_t now = s_now();
+    node_t *self = arg;
+    int64_t now = node_now();
+    links_probe_all(self);
     for (size_t i = 0; i < self->peer_count; i++) {
-        s_peer_t *p = &self->peers[i];
-        s_env_t env = COHORT__WIRE__ENVELOPE__INIT;
-        Cohort__Wire__Ping ping = COHORT__WIRE__PING__INIT;
-        ping.nonce = (uint64_t)now;
-        ping.sent_us = (uint64_t)zclock_usecs();
-        ping.epoch = self->epoch;
-        env.body_case = COHORT__WIRE__ENVELOPE__BODY_PING;
-        env.ping = &ping;
-        s_transmit_env(self, p, &env);
+        node_peer_t *p = &self->peers[i];
         if (p->up && now - p->last_seen > S_DOWN_AFTER_MS)
             s_peer_set_up(self, p, false, "timeout");
     }
@@ -827,27 +739,27 @@ static int s_on_ping(zloop_t *loop, int timer_id, void *arg)
 
 /* ---- commands from the front ---- */
 
-static void s_reply(s_node_t *self, int code, const char *text)
+static void s_reply(node_t *self, int code, const char *text)
 {
     char c[16];
     snprintf(c, sizeof c, "%d", code);
     zsock_send(self->pipe, "ss", c, text);
 }
 
-static s_msg_t *s_frame_msg(zframe_t *frame)
+static node_msg_t *s_frame_msg(zframe_t *frame)
 {
     return frame ? cohort__wire__message__unpack(NULL, zframe_size(frame), zframe_data(frame))
                  : NULL;
 }
 
-static int s_cmd_send(s_node_t *self, zmsg_t *cmd)
+static int s_cmd_send(node_t *self, zmsg_t *cmd)
 {
     char *node = zmsg_popstr(cmd);
     zframe_t *frame = zmsg_pop(cmd);
-    s_msg_t *msg = s_frame_msg(frame);
+    node_msg_t *msg = s_frame_msg(frame);
     int code = COHORT__API__CODE__OK;
     const char *why = "";
-    s_peer_t *p = node ? s_peer_by_name(self, node) : NULL;
+    node_peer_t *p = node ? node_peer_by_name(self, node) : NULL;
     if (!msg) {
         code = COHORT__API__CODE__INVALID;
         why = "malformed message";
@@ -872,10 +784,10 @@ static int s_cmd_send(s_node_t *self, zmsg_t *cmd)
     return 0;
 }
 
-static int s_cmd_pub(s_node_t *self, zmsg_t *cmd)
+static int s_cmd_pub(node_t *self, zmsg_t *cmd)
 {
     zframe_t *frame = zmsg_pop(cmd);
-    s_msg_t *msg = s_frame_msg(frame);
+    node_msg_t *msg = s_frame_msg(frame);
     unsigned recipients = 0;
     int code = COHORT__API__CODE__OK;
     const char *why = "";
@@ -894,7 +806,7 @@ static int s_cmd_pub(s_node_t *self, zmsg_t *cmd)
                 break;
             }
         for (size_t i = 0; i < self->peer_count; i++) {
-            s_peer_t *p = &self->peers[i];
+            node_peer_t *p = &self->peers[i];
             for (size_t k = 0; k < p->pattern_count; k++)
                 if (cohort_pattern_match(p->patterns[k], msg->subject)) {
                     if (s_send_msg(self, p, msg) == COHORT__API__CODE__OK)
@@ -913,7 +825,7 @@ static int s_cmd_pub(s_node_t *self, zmsg_t *cmd)
     return 0;
 }
 
-static int s_cmd_interest(s_node_t *self, const char *verb, zmsg_t *cmd)
+static int s_cmd_interest(node_t *self, const char *verb, zmsg_t *cmd)
 {
     char *arg = zmsg_popstr(cmd);
     bool serve = !strcmp(verb, "SERVE") || !strcmp(verb, "UNSERVE");
@@ -935,12 +847,12 @@ static int s_cmd_interest(s_node_t *self, const char *verb, zmsg_t *cmd)
     return 0;
 }
 
-static int s_cmd_call(s_node_t *self, zmsg_t *cmd)
+static int s_cmd_call(node_t *self, zmsg_t *cmd)
 {
     char *id_text = zmsg_popstr(cmd), *service = zmsg_popstr(cmd);
     zframe_t *frame = zmsg_pop(cmd);
     char *timeout_text = zmsg_popstr(cmd);
-    s_msg_t *msg = s_frame_msg(frame);
+    node_msg_t *msg = s_frame_msg(frame);
     uint64_t id = id_text ? strtoull(id_text, NULL, 10) : 0;
     long timeout = timeout_text ? strtol(timeout_text, NULL, 10) : 0;
     s_reply(self, COHORT__API__CODE__OK, ""); /* accepted; the outcome is a delivery */
@@ -949,7 +861,7 @@ static int s_cmd_call(s_node_t *self, zmsg_t *cmd)
                     "service name must be dot-separated tokens without wildcards");
         goto out;
     }
-    s_peer_t *p = NULL;
+    node_peer_t *p = NULL;
     bool local = false;
     if (!s_pick_provider(self, service, &p, &local)) {
         s_fail_call(self, id, service, COHORT__API__CODE__NO_RESPONDERS,
@@ -975,11 +887,11 @@ static int s_cmd_call(s_node_t *self, zmsg_t *cmd)
     }
     self->pending =
         cohort_realloc(self->pending, (self->pending_count + 1) * sizeof *self->pending);
-    s_pending_t *pend = &self->pending[self->pending_count++];
+    node_pending_t *pend = &self->pending[self->pending_count++];
     pend->id = id;
     pend->wire_id = wire_id;
     pend->service = cohort_strdup(service);
-    pend->deadline = s_now() + (timeout > 0 ? timeout : 5000);
+    pend->deadline = node_now() + (timeout > 0 ? timeout : 5000);
 out:
     if (msg)
         cohort__wire__message__free_unpacked(msg, NULL);
@@ -990,11 +902,11 @@ out:
     return 0;
 }
 
-static int s_cmd_reply(s_node_t *self, zmsg_t *cmd)
+static int s_cmd_reply(node_t *self, zmsg_t *cmd)
 {
     char *node = zmsg_popstr(cmd), *rid = zmsg_popstr(cmd);
     zframe_t *frame = zmsg_pop(cmd);
-    s_msg_t *msg = s_frame_msg(frame);
+    node_msg_t *msg = s_frame_msg(frame);
     int code = COHORT__API__CODE__OK;
     const char *why = "";
     if (!msg || !node || !rid) {
@@ -1005,9 +917,9 @@ static int s_cmd_reply(s_node_t *self, zmsg_t *cmd)
         msg->request_id = strtoull(rid, NULL, 10);
         if (!strcmp(node, self->cfg->node_name)) {
             /* a request this node served for itself */
-            s_handle_message(self, &(s_peer_t){.name = self->cfg->node_name}, msg);
+            s_handle_message(self, &(node_peer_t){.name = self->cfg->node_name}, msg);
         } else {
-            s_peer_t *p = s_peer_by_name(self, node);
+            node_peer_t *p = node_peer_by_name(self, node);
             code = p ? s_send_msg(self, p, msg) : COHORT__API__CODE__UNKNOWN_NODE;
             why = p ? "" : "no such member in the roster";
         }
@@ -1021,7 +933,7 @@ static int s_cmd_reply(s_node_t *self, zmsg_t *cmd)
     return 0;
 }
 
-static void s_send_response(s_node_t *self, Cohort__Api__Response *resp)
+static void s_send_response(node_t *self, Cohort__Api__Response *resp)
 {
     size_t len = cohort__api__response__get_packed_size(resp);
     zframe_t *frame = zframe_new(NULL, len);
@@ -1030,7 +942,7 @@ static void s_send_response(s_node_t *self, Cohort__Api__Response *resp)
     zframe_destroy(&frame);
 }
 
-static int s_cmd_status(s_node_t *self)
+static int s_cmd_status(node_t *self)
 {
     Cohort__Api__Response resp = COHORT__API__RESPONSE__INIT;
     Cohort__Api__Status st = COHORT__API__STATUS__INIT;
@@ -1043,10 +955,10 @@ static int s_cmd_status(s_node_t *self)
         st.peers_up += self->peers[i].up;
     }
     st.node = self->cfg->node_name;
-    st.cluster = s_str(cohort_roster_cluster(self->id->roster));
+    st.cluster = node_str(cohort_roster_cluster(self->id->roster));
     st.site = self->id->self_member->site;
     st.roster_serial = cohort_roster_serial(self->id->roster);
-    st.uptime_ms = (uint64_t)(s_now() - self->started);
+    st.uptime_ms = (uint64_t)(node_now() - self->started);
     st.peers_total = (uint32_t)self->peer_count;
     st.counters = &counters;
     st.n_services = self->service_count;
@@ -1058,15 +970,15 @@ static int s_cmd_status(s_node_t *self)
     return 0;
 }
 
-static int s_cmd_peers(s_node_t *self)
+static int s_cmd_peers(node_t *self)
 {
     Cohort__Api__Response resp = COHORT__API__RESPONSE__INIT;
     Cohort__Api__Peer *peers = cohort_calloc(self->peer_count + 1, sizeof *peers);
     Cohort__Api__Peer **ptrs = cohort_calloc(self->peer_count + 1, sizeof *ptrs);
     char(*roles)[32] = cohort_calloc(self->peer_count + 1, sizeof *roles);
-    int64_t now = s_now();
+    int64_t now = node_now();
     for (size_t i = 0; i < self->peer_count; i++) {
-        s_peer_t *p = &self->peers[i];
+        node_peer_t *p = &self->peers[i];
         Cohort__Api__Peer *out = &peers[i];
         cohort__api__peer__init(out);
         cohort_session_stats_t ss;
@@ -1074,8 +986,10 @@ static int s_cmd_peers(s_node_t *self)
         out->name = p->name;
         out->site = p->site;
         out->fingerprint = p->fp_hex;
-        out->state = p->up ? s_str("up") : p->hello_in ? s_str("connecting") : s_str("down");
-        out->link = (p->dealer && p->dealer_up) || p->route_len ? s_str("direct") : s_str("-");
+        out->state = p->up         ? node_str("up")
+                     : p->hello_in ? node_str("connecting")
+                                   : node_str("down");
+        out->link = node_str(cohort_rung_name(p->ladder.active));
         out->rtt_us = p->rtt_us;
         out->last_seen_ms = p->last_seen ? now - p->last_seen : -1;
         out->msgs_in = p->msgs_in;
@@ -1098,7 +1012,7 @@ static int s_cmd_peers(s_node_t *self)
 static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
 {
     (void)loop;
-    s_node_t *self = arg;
+    node_t *self = arg;
     zmsg_t *cmd = zmsg_recv(pipe);
     if (!cmd)
         return -1;
@@ -1109,15 +1023,15 @@ static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
     } else if (!strcmp(verb, "$TERM")) {
         /* Leave: say goodbye, then give unacked messages a moment to land. */
         for (size_t i = 0; i < self->peer_count; i++) {
-            s_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+            node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
             Cohort__Wire__Goodbye bye = COHORT__WIRE__GOODBYE__INIT;
-            bye.reason = s_str("leaving");
+            bye.reason = node_str("leaving");
             env.body_case = COHORT__WIRE__ENVELOPE__BODY_GOODBYE;
             env.goodbye = &bye;
-            s_transmit_env(self, &self->peers[i], &env);
+            node_transmit_env(self, &self->peers[i], &env);
         }
         self->terminating = true;
-        self->leave_deadline = s_now() + S_LEAVE_FLUSH_MS;
+        self->leave_deadline = node_now() + S_LEAVE_FLUSH_MS;
     } else if (!strcmp(verb, "SEND")) {
         rc = s_cmd_send(self, cmd);
     } else if (!strcmp(verb, "PUB")) {
@@ -1145,20 +1059,21 @@ static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
 
 /* ---- start and stop ---- */
 
-static int s_add_socket(s_node_t *self, void *sock, zloop_fn *fn)
+int node_add_socket(node_t *self, void *sock, zloop_fn *fn)
 {
     zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
     return zloop_poller(self->loop, &item, fn, self);
 }
 
-static int s_start(s_node_t *self, const char *config_path, cohort_err_t *err)
+static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
 {
     if (cohort_config_load(config_path, &self->cfg, err) < 0 ||
         cohort_identity_open(self->cfg, time(NULL), &self->id, err) < 0)
         return -1;
     cohort_key_raw_public(self->id->key, self->public_key);
     cohort_key_raw_private(self->id->key, self->secret_key);
-    self->started = s_now();
+    self->started = node_now();
+    self->my_roles = self->id->self_member->roles;
     self->epoch = (uint64_t)zclock_time() * 1000 + (uint64_t)(zclock_usecs() % 1000);
     self->ctx = zmq_ctx_new();
     if (!(self->zap = cohort_zap_bind(self->ctx, err)))
@@ -1200,7 +1115,7 @@ static int s_start(s_node_t *self, const char *config_path, cohort_err_t *err)
         const cohort_member_t *m = cohort_roster_member(self->id->roster, i);
         if (m == self->id->self_member || !m->trusted)
             continue;
-        s_peer_t *p = &self->peers[self->peer_count];
+        node_peer_t *p = &self->peers[self->peer_count];
         p->name = cohort_strdup(m->name);
         p->site = cohort_strdup(m->site);
         p->roles = m->roles;
@@ -1213,11 +1128,12 @@ static int s_start(s_node_t *self, const char *config_path, cohort_err_t *err)
         for (size_t e = 0; e < m->endpoint_count; e++)
             p->endpoints[p->endpoint_count++] = cohort_strdup(m->endpoints[e]);
         self->peer_count++;
+        links_peer_init(self, p);
         if (p->endpoint_count) {
             if (s_dealer_open(self, p, self->peer_count - 1, err) < 0)
                 return -1;
-            s_add_socket(self, p->monitor, s_on_monitor);
-            s_add_socket(self, p->dealer, s_on_dealer);
+            node_add_socket(self, p->monitor, s_on_monitor);
+            node_add_socket(self, p->dealer, s_on_dealer);
         }
     }
     snprintf(self->inbox_ep, sizeof self->inbox_ep, "inproc://cohort-inbox-%p", (void *)self);
@@ -1226,13 +1142,14 @@ static int s_start(s_node_t *self, const char *config_path, cohort_err_t *err)
     zsock_set_sndtimeo(self->inbox, 0);
     if (zsock_bind(self->inbox, "%s", self->inbox_ep) != 0)
         return cohort_err_set(err, "inbox: cannot bind %s", self->inbox_ep);
-    s_add_socket(self, self->router, s_on_router);
-    s_add_socket(self, self->router_mon, s_on_router_monitor);
-    s_add_socket(self, self->zap, s_on_zap);
+    node_add_socket(self, self->router, s_on_router);
+    node_add_socket(self, self->router_mon, s_on_router_monitor);
+    node_add_socket(self, self->zap, s_on_zap);
     zloop_reader(self->loop, self->pipe, s_on_pipe, self);
     zloop_set_nonstop(self->loop, true); /* the front decides when to stop */
     zloop_timer(self->loop, S_TICK_MS, 0, s_on_tick, self);
-    zloop_timer(self->loop, S_PING_MS, 0, s_on_ping, self);
+    /* Probe three times per probe_timeout, so a dead rung is noticed in time. */
+    zloop_timer(self->loop, self->cfg->probe_timeout_ms / 3, 0, s_on_ping, self);
     COHORT_LOG(COHORT_LOG_INFO,
                "node.started node=%s cluster=%s listen=%s roster_serial=%" PRIu64 " peers=%zu",
                self->cfg->node_name, cohort_roster_cluster(self->id->roster), ep,
@@ -1240,7 +1157,7 @@ static int s_start(s_node_t *self, const char *config_path, cohort_err_t *err)
     return 0;
 }
 
-static void s_stop(s_node_t *self)
+static void s_stop(node_t *self)
 {
     for (size_t i = 0; i < self->peer_count; i++)
         s_peer_fini(&self->peers[i]);
@@ -1271,8 +1188,8 @@ static void s_stop(s_node_t *self)
 void cohort_node_actor(zsock_t *pipe, void *vargs)
 {
     cohort_node_args_t *args = vargs;
-    s_node_t self_storage;
-    s_node_t *self = &self_storage;
+    node_t self_storage;
+    node_t *self = &self_storage;
     memset(self, 0, sizeof *self);
     cohort__api__counters__init(&self->counters); /* protobuf-c needs its descriptor */
     self->pipe = pipe;

@@ -78,7 +78,7 @@ cluster_t *cluster_new(const cluster_member_t *members, int count)
             cohort_sprintf("tcp://127.0.0.1:%d", m->endpoint_port ? m->endpoint_port : c->ports[i]);
         const char *eps[] = {ep};
         assert_int_equal(
-            cohort_roster_add(r, m->name, cert, 0, m->site ? m->site : "", eps, 1, &err), 0);
+            cohort_roster_add(r, m->name, cert, m->roles, m->site ? m->site : "", eps, 1, &err), 0);
         if (m->revoked) {
             cohort_cert_info_t info;
             cohort_cert_describe(cert, &info);

@@ -23,6 +23,7 @@ typedef struct {
     bool expired;      /* its certificate expired an hour ago */
     bool revoked;      /* listed, but its fingerprint is revoked */
     int endpoint_port; /* roster endpoint port; 0 = its listen port */
+    unsigned roles;    /* cohort_role_t bits */
 } cluster_member_t;
 
 typedef struct {

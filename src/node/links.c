@@ -1,0 +1,685 @@
+/*
+ * links: the fallback ladder. For each peer the node keeps up to three paths
+ * (direct TCP, a hole-punched TCP link, a relay), probes every path it has,
+ * and carries traffic on the best rung whose probes are answered
+ * (overlay/ladder.h decides). It also plays the rendezvous and relay roles
+ * for others when the roster gives this node those roles.
+ *
+ * Hole punching: every node dials rendezvous nodes from its punch port, so
+ * the rendezvous sees the NAT mapping of that port. The peer with the smaller
+ * public key asks a rendezvous to introduce it; the rendezvous sends both a
+ * PunchGo with the other's observed address, and both connect from their
+ * punch port at once (TCP simultaneous open). The smaller key is the CURVE
+ * server on that link, the other the client: a simultaneous open has no
+ * accepting side to decide it.
+ *
+ * Relaying: frames for a peer are sealed end to end (overlay/seal.h) and
+ * sent to a relay both can reach, which checks membership, policy and
+ * per-pair quotas and forwards them; it cannot read or forge them.
+ */
+#include "node/node_impl.h"
+#include "util/log.h"
+#include "util/mem.h"
+#include "wire/wire.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <zmq.h>
+
+static void s_count_out(node_t *self, node_peer_t *p, size_t len)
+{
+    p->msgs_out++;
+    p->bytes_out += len;
+    self->counters.messages_out++;
+}
+
+static int s_send_direct(node_t *self, node_peer_t *p, const uint8_t *buf, size_t len)
+{
+    if (p->dealer && p->dealer_up && zmq_send(p->dealer, buf, len, ZMQ_DONTWAIT) >= 0)
+        return 0;
+    if (p->route_len) {
+        if (zmq_send(self->router, p->route, p->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+            zmq_send(self->router, buf, len, ZMQ_DONTWAIT) >= 0)
+            return 0;
+        p->route_len = 0; /* gone (ROUTER_MANDATORY said so) */
+    }
+    return -1;
+}
+
+static int s_send_punched(node_peer_t *p, const uint8_t *buf, size_t len)
+{
+    if (p->punch && p->punch_up && zmq_send(p->punch, buf, len, ZMQ_DONTWAIT) >= 0)
+        return 0;
+    return -1;
+}
+
+/* The relay itself must be reached on a real link, never through a relay. */
+static int s_send_to_relay(node_t *self, node_peer_t *relay, const uint8_t *buf, size_t len)
+{
+    if (s_send_direct(self, relay, buf, len) == 0 || s_send_punched(relay, buf, len) == 0) {
+        s_count_out(self, relay, len);
+        return 0;
+    }
+    return -1;
+}
+
+static void s_aad(char *out, size_t cap, size_t *len, const char *from, const char *to)
+{
+    /* from NUL to: the routing header the relay reads, bound to the seal */
+    size_t a = strlen(from), b = strlen(to);
+    if (a + b + 1 > cap)
+        a = b = 0;
+    memcpy(out, from, a);
+    out[a] = '\0';
+    memcpy(out + a + 1, to, b);
+    *len = a + 1 + b;
+}
+
+static int s_send_relayed(node_t *self, node_peer_t *p, node_peer_t *via, const uint8_t *buf,
+                          size_t len)
+{
+    if (!via || !p->seal)
+        return -1;
+    char aad[2 * COHORT_CERT_NAME_MAX + 2];
+    size_t aad_len = 0;
+    s_aad(aad, sizeof aad, &aad_len, self->cfg->node_name, p->name);
+    uint8_t *sealed = NULL;
+    size_t sealed_len = 0;
+    cohort_err_t err;
+    if (cohort_seal_wrap(p->seal, (const uint8_t *)aad, aad_len, buf, len, &sealed, &sealed_len,
+                         &err) < 0)
+        return -1;
+    node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+    Cohort__Wire__Relay relay = COHORT__WIRE__RELAY__INIT;
+    relay.to = p->name;
+    relay.sealed.data = sealed;
+    relay.sealed.len = sealed_len;
+    env.body_case = COHORT__WIRE__ENVELOPE__BODY_RELAY;
+    env.relay = &relay;
+    uint8_t *wire = NULL;
+    size_t wire_len = 0;
+    cohort_wire_encode(&env, &wire, &wire_len);
+    int rc = s_send_to_relay(self, via, wire, wire_len);
+    free(wire);
+    free(sealed);
+    return rc;
+}
+
+int links_transmit_on(node_t *self, node_peer_t *p, cohort_rung_t rung, node_peer_t *via,
+                      const uint8_t *buf, size_t len)
+{
+    int rc = -1;
+    switch (rung) {
+    case COHORT_RUNG_DIRECT:
+        rc = s_send_direct(self, p, buf, len);
+        break;
+    case COHORT_RUNG_PUNCHED:
+        rc = s_send_punched(p, buf, len);
+        break;
+    case COHORT_RUNG_RELAYED:
+        return s_send_relayed(self, p, via ? via : p->via, buf, len);
+    case COHORT_RUNG_NONE:
+        break;
+    }
+    if (rc == 0)
+        s_count_out(self, p, len);
+    return rc;
+}
+
+int links_transmit(node_t *self, node_peer_t *p, const uint8_t *buf, size_t len)
+{
+    /* The active rung first; then, while no rung is confirmed or when the
+     * active one refuses, any path that takes it (the session drops
+     * duplicates and reorders nothing: a gap is resent). */
+    if (p->ladder.active != COHORT_RUNG_NONE &&
+        links_transmit_on(self, p, p->ladder.active, NULL, buf, len) == 0)
+        return 0;
+    for (int r = COHORT_RUNG_DIRECT; r > COHORT_RUNG_NONE; r--)
+        if ((cohort_rung_t)r != p->ladder.active &&
+            links_transmit_on(self, p, (cohort_rung_t)r, NULL, buf, len) == 0)
+            return 0;
+    return -1;
+}
+
+/* ---- punch sockets ---- */
+
+static int s_on_punch_frame(zloop_t *loop, zmq_pollitem_t *item, void *arg);
+static int s_on_punch_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg);
+
+static void s_punch_close(node_t *self, node_peer_t *p)
+{
+    if (!p->punch)
+        return;
+    if (self && self->loop) {
+        zmq_pollitem_t a = {p->punch, 0, ZMQ_POLLIN, 0}, b = {p->punch_mon, 0, ZMQ_POLLIN, 0};
+        zloop_poller_end(self->loop, &a);
+        zloop_poller_end(self->loop, &b);
+    }
+    zmq_socket_monitor(p->punch, NULL, 0);
+    zmq_close(p->punch);
+    zmq_close(p->punch_mon);
+    p->punch = p->punch_mon = NULL;
+    p->punch_up = false;
+    cohort_ladder_lost(&p->ladder, COHORT_RUNG_PUNCHED);
+}
+
+static void s_punch_open(node_t *self, node_peer_t *p, const char *endpoint)
+{
+    s_punch_close(self, p);
+    int zero = 0, one = 1, ivl = 100;
+    int timeout = (int)self->cfg->punch_timeout_ms;
+    p->punch = zmq_socket(self->ctx, ZMQ_DEALER);
+    zmq_setsockopt(p->punch, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(p->punch, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(p->punch, ZMQ_CONNECT_TIMEOUT, &timeout, sizeof timeout);
+    /* SYNs again and again from the same port during the window: the first
+     * ones may die at the far NAT before its own SYN opened the way. */
+    zmq_setsockopt(p->punch, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    int maxmsg = (int)(self->cfg->max_message_size + S_FRAME_SLACK);
+    zmq_setsockopt(p->punch, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (memcmp(self->public_key, p->key, COHORT_KEY_LEN) < 0) {
+        zmq_setsockopt(p->punch, ZMQ_CURVE_SERVER, &one, sizeof one);
+        zmq_setsockopt(p->punch, ZMQ_CURVE_SECRETKEY, self->secret_key, COHORT_KEY_LEN);
+        zmq_setsockopt(p->punch, ZMQ_ZAP_DOMAIN, COHORT_ZAP_DOMAIN, strlen(COHORT_ZAP_DOMAIN));
+    } else {
+        zmq_setsockopt(p->punch, ZMQ_CURVE_SERVERKEY, p->key, COHORT_KEY_LEN);
+        zmq_setsockopt(p->punch, ZMQ_CURVE_PUBLICKEY, self->public_key, COHORT_KEY_LEN);
+        zmq_setsockopt(p->punch, ZMQ_CURVE_SECRETKEY, self->secret_key, COHORT_KEY_LEN);
+    }
+    char mon[96];
+    snprintf(mon, sizeof mon, "inproc://cohort-punch-%p-%llu", (void *)p,
+             (unsigned long long)self->punch_attempts);
+    zmq_socket_monitor(p->punch, mon, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
+    p->punch_mon = zmq_socket(self->ctx, ZMQ_PAIR);
+    zmq_setsockopt(p->punch_mon, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_connect(p->punch_mon, mon);
+    char dial[160];
+    snprintf(dial, sizeof dial, "tcp://0.0.0.0:%u;%s", self->cfg->punch_port,
+             strncmp(endpoint, "tcp://", 6) ? endpoint : endpoint + 6);
+    if (zmq_connect(p->punch, dial) != 0)
+        COHORT_LOG(COHORT_LOG_WARN, "punch.connect_failed peer=%s endpoint=%s error=\"%s\"",
+                   p->name, dial, zmq_strerror(zmq_errno()));
+    node_add_socket(self, p->punch, s_on_punch_frame);
+    node_add_socket(self, p->punch_mon, s_on_punch_monitor);
+    p->punch_deadline = node_now() + self->cfg->punch_timeout_ms;
+    self->punch_attempts++;
+    COHORT_LOG(COHORT_LOG_INFO, "punch.start peer=%s endpoint=%s role=%s", p->name, endpoint,
+               memcmp(self->public_key, p->key, COHORT_KEY_LEN) < 0 ? "server" : "client");
+}
+
+static node_peer_t *s_peer_by_socket(node_t *self, void *sock, bool monitor)
+{
+    for (size_t i = 0; i < self->peer_count; i++)
+        if ((monitor ? self->peers[i].punch_mon : self->peers[i].punch) == sock)
+            return &self->peers[i];
+    return NULL;
+}
+
+static int s_on_punch_frame(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void)loop;
+    node_t *self = arg;
+    node_peer_t *p = s_peer_by_socket(self, item->socket, false);
+    for (int budget = 0; p && budget < 1000; budget++) {
+        zmq_msg_t body;
+        if (node_recv_one(self, p->punch, &body) < 0) {
+            zmq_msg_close(&body);
+            break;
+        }
+        /* On the server side ZAP admitted *a* member: it must be this one. */
+        const char *user = zmq_msg_gets(&body, "User-Id");
+        if (user && strcmp(user, p->name) != 0)
+            self->counters.unknown_sender++;
+        else
+            node_process_frame(self, p, &body, COHORT_RUNG_PUNCHED, NULL);
+        zmq_msg_close(&body);
+    }
+    return 0;
+}
+
+static int s_read_event(void *sock, uint16_t *event)
+{
+    zmq_msg_t head, addr;
+    zmq_msg_init(&head);
+    if (zmq_msg_recv(&head, sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&head);
+        return -1;
+    }
+    memcpy(event, zmq_msg_data(&head), sizeof *event);
+    zmq_msg_close(&head);
+    zmq_msg_init(&addr);
+    zmq_msg_recv(&addr, sock, ZMQ_DONTWAIT);
+    zmq_msg_close(&addr);
+    return 0;
+}
+
+static int s_on_punch_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    (void)loop;
+    node_t *self = arg;
+    node_peer_t *p = s_peer_by_socket(self, item->socket, true);
+    uint16_t ev;
+    while (p && s_read_event(p->punch_mon, &ev) == 0) {
+        if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !p->punch_up) {
+            p->punch_up = true;
+            self->punch_ok++;
+            COHORT_LOG(COHORT_LOG_INFO, "punch.ok peer=%s", p->name);
+        } else if (ev == ZMQ_EVENT_DISCONNECTED && p->punch_up) {
+            /* A punched mapping does not come back by redialling alone:
+             * the socket is closed at the next tick and punching retried. */
+            p->punch_up = false;
+            p->punch_deadline = node_now();
+            cohort_ladder_lost(&p->ladder, COHORT_RUNG_PUNCHED);
+            COHORT_LOG(COHORT_LOG_INFO, "punch.lost peer=%s", p->name);
+        }
+    }
+    return 0;
+}
+
+/* ---- rendezvous ---- */
+
+void links_dial_endpoint(node_t *self, const node_peer_t *p, const char *endpoint, char *out,
+                         size_t cap)
+{
+    /* Dial rendezvous nodes from the punch port, so they see its mapping. */
+    if ((p->roles & COHORT_ROLE_RENDEZVOUS) && self->cfg->punch_port && !*self->cfg->socks5_proxy &&
+        !strncmp(endpoint, "tcp://", 6))
+        snprintf(out, cap, "tcp://0.0.0.0:%u;%s", self->cfg->punch_port, endpoint + 6);
+    else
+        snprintf(out, cap, "%s", endpoint);
+}
+
+void links_observe(node_t *self, node_peer_t *p, zmq_msg_t *frame)
+{
+    if (!(self->my_roles & COHORT_ROLE_RENDEZVOUS))
+        return;
+    int fd = zmq_msg_get(frame, ZMQ_SRCFD);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    char host[INET6_ADDRSTRLEN] = "", text[64];
+    unsigned port = 0;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+        snprintf(text, sizeof text, "%s:%u", host, port);
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+        snprintf(text, sizeof text, "[%s]:%u", host, port);
+    } else {
+        return;
+    }
+    if (!strcmp(text, p->observed))
+        return;
+    snprintf(p->observed, sizeof p->observed, "%s", text);
+    char endpoint[80];
+    snprintf(endpoint, sizeof endpoint, "tcp://%s", text);
+    node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+    Cohort__Wire__Observed obs = COHORT__WIRE__OBSERVED__INIT;
+    obs.endpoint = endpoint;
+    env.body_case = COHORT__WIRE__ENVELOPE__BODY_OBSERVED;
+    env.observed = &obs;
+    node_transmit_env(self, p, &env);
+}
+
+static void s_on_observed(node_t *self, node_peer_t *from, Cohort__Wire__Observed *obs)
+{
+    if (!(from->roles & COHORT_ROLE_RENDEZVOUS) || !obs->endpoint)
+        return;
+    int slot = !strcmp(self->observed_from[0], from->name) || !self->observed_from[0][0] ? 0 : 1;
+    if (slot == 1 && self->observed_from[1][0] && strcmp(self->observed_from[1], from->name))
+        return; /* two rendezvous views are enough to tell the NAT type */
+    snprintf(self->observed_from[slot], sizeof self->observed_from[slot], "%s", from->name);
+    snprintf(self->observed[slot], sizeof self->observed[slot], "%.63s", obs->endpoint);
+    COHORT_LOG(COHORT_LOG_INFO, "netcheck.observed rendezvous=%s endpoint=%s", from->name,
+               obs->endpoint);
+}
+
+static void s_send_go(node_t *self, node_peer_t *to, const char *peer, const char *observed)
+{
+    char endpoint[80] = "";
+    if (observed && *observed)
+        snprintf(endpoint, sizeof endpoint, "tcp://%s", observed);
+    node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+    Cohort__Wire__PunchGo go = COHORT__WIRE__PUNCH_GO__INIT;
+    go.peer = node_str(peer);
+    go.endpoint = endpoint;
+    env.body_case = COHORT__WIRE__ENVELOPE__BODY_PUNCH_GO;
+    env.punch_go = &go;
+    node_transmit_env(self, to, &env);
+}
+
+static void s_on_punch_request(node_t *self, node_peer_t *from, Cohort__Wire__PunchRequest *req)
+{
+    node_peer_t *target = req->target ? node_peer_by_name(self, req->target) : NULL;
+    if (!(self->my_roles & COHORT_ROLE_RENDEZVOUS) || !target || target == from)
+        return;
+    if (!from->observed[0] || !target->observed[0]) {
+        s_send_go(self, from, target->name, NULL); /* cannot introduce */
+        return;
+    }
+    COHORT_LOG(COHORT_LOG_INFO, "rendezvous.introduce a=%s at=%s b=%s at=%s", from->name,
+               from->observed, target->name, target->observed);
+    s_send_go(self, from, target->name, target->observed);
+    s_send_go(self, target, from->name, from->observed);
+}
+
+static void s_on_punch_go(node_t *self, node_peer_t *from, Cohort__Wire__PunchGo *go)
+{
+    node_peer_t *p = go->peer ? node_peer_by_name(self, go->peer) : NULL;
+    if (!(from->roles & COHORT_ROLE_RENDEZVOUS) || !p || !self->cfg->punch_port)
+        return;
+    if (!go->endpoint || !*go->endpoint) {
+        p->reason = "punch-unavailable";
+        return;
+    }
+    s_punch_open(self, p, go->endpoint);
+}
+
+/* ---- relaying ---- */
+
+static bool s_policy_allows(node_t *self, const char *a, const char *b)
+{
+    const cohort_roster_t *r = self->id->roster;
+    for (size_t i = 0; i < cohort_roster_policy_count(r); i++) {
+        const cohort_policy_t *pol = cohort_roster_policy(r, i);
+        if ((!strcmp(pol->never_relay_a, a) && !strcmp(pol->never_relay_b, b)) ||
+            (!strcmp(pol->never_relay_a, b) && !strcmp(pol->never_relay_b, a)))
+            return false;
+    }
+    return true;
+}
+
+static bool s_quota_ok(node_t *self, node_peer_t *from, size_t len)
+{
+    int64_t now = node_now();
+    if (now - from->quota_window >= 1000) {
+        from->quota_window = now;
+        from->quota_bytes = from->quota_frames = 0;
+    }
+    if (from->quota_bytes + len > self->cfg->relay_pair_bytes ||
+        from->quota_frames + 1 > self->cfg->relay_pair_msgs)
+        return false;
+    from->quota_bytes += len;
+    from->quota_frames++;
+    return true;
+}
+
+static void s_forward(node_t *self, node_peer_t *from, Cohort__Wire__Relay *r)
+{
+    node_peer_t *to = r->to ? node_peer_by_name(self, r->to) : NULL;
+    const char *why = NULL;
+    if (!(self->my_roles & COHORT_ROLE_RELAY))
+        why = "not-a-relay";
+    else if (!to || to == from)
+        why = "unknown-target";
+    else if (!s_policy_allows(self, from->site, to->site))
+        why = "policy";
+    else if (!s_quota_ok(self, from, r->sealed.len))
+        why = "quota";
+    if (why) {
+        self->relay_dropped++;
+        COHORT_LOG(COHORT_LOG_DEBUG, "relay.dropped from=%s to=%.64s reason=%s", from->name,
+                   r->to ? r->to : "", why);
+        return;
+    }
+    node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+    Cohort__Wire__Relay out = COHORT__WIRE__RELAY__INIT;
+    out.to = to->name;
+    out.from = from->name; /* who the handshake says it is, never what it says */
+    out.sealed = r->sealed;
+    env.body_case = COHORT__WIRE__ENVELOPE__BODY_RELAY;
+    env.relay = &out;
+    uint8_t *wire = NULL;
+    size_t len = 0;
+    cohort_wire_encode(&env, &wire, &len);
+    if (s_send_to_relay(self, to, wire, len) == 0) {
+        self->relay_frames++;
+        self->relay_bytes += r->sealed.len;
+    } else {
+        self->relay_dropped++;
+    }
+    free(wire);
+}
+
+static void s_on_relay(node_t *self, node_peer_t *from, Cohort__Wire__Relay *r)
+{
+    if (!r->from || !*r->from) {
+        s_forward(self, from, r);
+        return;
+    }
+    /* Delivered by relay `from` on behalf of r->from. */
+    node_peer_t *origin = node_peer_by_name(self, r->from);
+    if (!(from->roles & COHORT_ROLE_RELAY) || !origin || !r->to ||
+        strcmp(r->to, self->cfg->node_name) != 0 || !origin->seal) {
+        self->seal_rejected++;
+        return;
+    }
+    char aad[2 * COHORT_CERT_NAME_MAX + 2];
+    size_t aad_len = 0;
+    s_aad(aad, sizeof aad, &aad_len, origin->name, self->cfg->node_name);
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    cohort_err_t err;
+    cohort_seal_result_t res =
+        cohort_seal_open(origin->seal, (const uint8_t *)aad, aad_len, r->sealed.data, r->sealed.len,
+                         &plain, &plain_len, &err);
+    if (res != COHORT_SEAL_OK) {
+        self->seal_rejected++;
+        COHORT_LOG(COHORT_LOG_WARN, "relay.rejected from=%s via=%s reason=%s", origin->name,
+                   from->name, cohort_seal_result_name(res));
+        return;
+    }
+    node_env_t *inner = NULL;
+    if (cohort_wire_decode(plain, plain_len, self->cfg->max_message_size + 1024, &inner, &err) ==
+        0) {
+        origin->msgs_in++;
+        origin->bytes_in += plain_len;
+        node_handle_envelope(self, origin, inner, COHORT_RUNG_RELAYED, from);
+        cohort_wire_free(&inner);
+    } else {
+        self->counters.garbage_dropped++;
+    }
+    free(plain);
+}
+
+bool links_handle(node_t *self, node_peer_t *from, node_env_t *env, cohort_rung_t path)
+{
+    switch (env->body_case) {
+    case COHORT__WIRE__ENVELOPE__BODY_RELAY:
+        if (path != COHORT_RUNG_RELAYED) /* never relay what came relayed */
+            s_on_relay(self, from, env->relay);
+        return true;
+    case COHORT__WIRE__ENVELOPE__BODY_PUNCH_REQUEST:
+        s_on_punch_request(self, from, env->punch_request);
+        return true;
+    case COHORT__WIRE__ENVELOPE__BODY_PUNCH_GO:
+        s_on_punch_go(self, from, env->punch_go);
+        return true;
+    case COHORT__WIRE__ENVELOPE__BODY_OBSERVED:
+        s_on_observed(self, from, env->observed);
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- probing and the ladder ---- */
+
+static bool s_has_real_link(const node_peer_t *p)
+{
+    return (p->dealer && p->dealer_up) || p->route_len || p->punch_up;
+}
+
+static node_peer_t *s_choose_relay(node_t *self, node_peer_t *p)
+{
+    if (!s_policy_allows(self, self->id->self_member->site, p->site))
+        return NULL;
+    node_peer_t *best = NULL;
+    for (size_t i = 0; i < self->peer_count; i++) {
+        node_peer_t *r = &self->peers[i];
+        if (r == p || !(r->roles & COHORT_ROLE_RELAY) || !s_has_real_link(r) || !r->up)
+            continue;
+        if (r == p->via)
+            return r; /* keep a working relay: no needless switches */
+        if (!best || (r->rtt_us >= 0 && (best->rtt_us < 0 || r->rtt_us < best->rtt_us)))
+            best = r;
+    }
+    return best;
+}
+
+static void s_update(node_t *self, node_peer_t *p)
+{
+    int64_t now = node_now();
+    cohort_rung_t from = COHORT_RUNG_NONE;
+    if (!cohort_ladder_update(&p->ladder, now, self->cfg->probe_timeout_ms, &from))
+        return;
+    self->rung_switches++;
+    char reason[64];
+    snprintf(reason, sizeof reason, "%s-%s",
+             cohort_rung_name(from > p->ladder.active ? from : p->ladder.active),
+             from > p->ladder.active ? "silent" : "ready");
+    char change[64];
+    snprintf(change, sizeof change, "%s->%s", cohort_rung_name(from),
+             cohort_rung_name(p->ladder.active));
+    COHORT_LOG(COHORT_LOG_INFO, "link.rung peer=%s from=%s to=%s via=%s reason=%s", p->name,
+               cohort_rung_name(from), cohort_rung_name(p->ladder.active),
+               p->ladder.active == COHORT_RUNG_RELAYED && p->via ? p->via->name : "-", reason);
+    node_event(self, "link.changed", p->name, change);
+    /* Whatever was in flight on the old rung may be lost: resend now. */
+    void *pair[2] = {self, p};
+    cohort_session_resend_all(p->session, now, node_emit_data, pair);
+}
+
+void links_probe_answered(node_t *self, node_peer_t *p, cohort_rung_t rung, uint64_t sent_us)
+{
+    if (rung == COHORT_RUNG_NONE)
+        return;
+    cohort_ladder_probe_ok(&p->ladder, rung, node_now());
+    int64_t rtt = zclock_usecs() - (int64_t)sent_us;
+    if (rung == COHORT_RUNG_RELAYED)
+        p->rtt_relayed_us = rtt;
+    if (rung == p->ladder.active || p->ladder.active == COHORT_RUNG_NONE)
+        p->rtt_us = rtt;
+    s_update(self, p);
+}
+
+static void s_probe(node_t *self, node_peer_t *p, cohort_rung_t rung, int64_t now)
+{
+    node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+    Cohort__Wire__Ping ping = COHORT__WIRE__PING__INIT;
+    ping.nonce = (uint64_t)now;
+    ping.sent_us = (uint64_t)zclock_usecs();
+    ping.epoch = self->epoch;
+    env.body_case = COHORT__WIRE__ENVELOPE__BODY_PING;
+    env.ping = &ping;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    cohort_wire_encode(&env, &buf, &len);
+    links_transmit_on(self, p, rung, NULL, buf, len);
+    free(buf);
+}
+
+void links_probe_all(node_t *self)
+{
+    int64_t now = node_now();
+    for (size_t i = 0; i < self->peer_count; i++) {
+        node_peer_t *p = &self->peers[i];
+        if ((p->dealer && p->dealer_up) || p->route_len)
+            s_probe(self, p, COHORT_RUNG_DIRECT, now);
+        if (p->punch_up)
+            s_probe(self, p, COHORT_RUNG_PUNCHED, now);
+        node_peer_t *via = s_choose_relay(self, p);
+        if (via != p->via) {
+            if (p->via)
+                cohort_ladder_lost(&p->ladder, COHORT_RUNG_RELAYED);
+            p->via = via;
+        }
+        if (p->via)
+            s_probe(self, p, COHORT_RUNG_RELAYED, now);
+        s_update(self, p);
+    }
+}
+
+static node_peer_t *s_rendezvous(node_t *self, const node_peer_t * not )
+{
+    for (size_t i = 0; i < self->peer_count; i++) {
+        node_peer_t *r = &self->peers[i];
+        if (r != not &&(r->roles & COHORT_ROLE_RENDEZVOUS) && s_has_real_link(r))
+            return r;
+    }
+    return NULL;
+}
+
+void links_tick(node_t *self)
+{
+    int64_t now = node_now();
+    for (size_t i = 0; i < self->peer_count; i++) {
+        node_peer_t *p = &self->peers[i];
+        if (p->punch && !p->punch_up && now >= p->punch_deadline) {
+            s_punch_close(self, p);
+            self->punch_failed++;
+            p->reason = "punch-failed";
+            COHORT_LOG(COHORT_LOG_INFO, "punch.failed peer=%s", p->name);
+        }
+        bool direct =
+            cohort_ladder_working(&p->ladder, COHORT_RUNG_DIRECT, now, self->cfg->probe_timeout_ms);
+        if (direct) {
+            p->reason = "";
+            p->direct_deadline = now + self->cfg->direct_timeout_ms;
+            continue;
+        }
+        if (now < p->direct_deadline)
+            continue;
+        if (!p->punch_up && (!*p->reason || !strcmp(p->reason, "starting")))
+            p->reason = p->endpoint_count ? "direct-timeout" : "no-endpoint";
+        if (p->punch || now < p->next_punch)
+            continue;
+        /* Upgrade attempts: every upgrade_interval, with up to 25% jitter so
+         * a whole site does not knock at once. */
+        int64_t jitter = (int64_t)((uint64_t)random() % (self->cfg->upgrade_interval_ms / 4 + 1));
+        p->next_punch = now + self->cfg->upgrade_interval_ms + jitter;
+        if (!self->cfg->punch_port) {
+            p->reason = "no-punch-port";
+            continue;
+        }
+        if (memcmp(self->public_key, p->key, COHORT_KEY_LEN) > 0)
+            continue; /* the smaller key asks; we answer its PunchGo */
+        node_peer_t *r = s_rendezvous(self, p);
+        if (!r) {
+            p->reason = "no-rendezvous";
+            continue;
+        }
+        node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+        Cohort__Wire__PunchRequest req = COHORT__WIRE__PUNCH_REQUEST__INIT;
+        req.target = p->name;
+        env.body_case = COHORT__WIRE__ENVELOPE__BODY_PUNCH_REQUEST;
+        env.punch_request = &req;
+        node_transmit_env(self, r, &env);
+        COHORT_LOG(COHORT_LOG_INFO, "punch.request peer=%s rendezvous=%s", p->name, r->name);
+    }
+}
+
+void links_peer_init(node_t *self, node_peer_t *p)
+{
+    cohort_ladder_init(&p->ladder);
+    p->reason = "starting";
+    p->direct_deadline = node_now() + self->cfg->direct_timeout_ms;
+    p->next_punch = p->direct_deadline;
+    p->rtt_relayed_us = -1;
+    p->seal = cohort_seal_new(self->secret_key, self->public_key, p->key);
+}
+
+void links_peer_fini(node_peer_t *p)
+{
+    s_punch_close(NULL, p);
+    cohort_seal_destroy(&p->seal);
+}

@@ -1,0 +1,396 @@
+#!/usr/bin/env bash
+# cohortd run mode and the cohortctl node commands: a throwaway 3-node
+# cluster (alpha and beta at site hq, gamma at plant) on 127.0.0.1 with free
+# ports, a CA, certificates and a signed roster made with cohortctl, three
+# real cohortd processes, and cohortctl talking to them through their local
+# API sockets, as an operator would. Refusals first; the SIGTERM case last,
+# as it stops gamma.
+set -euo pipefail
+# shellcheck source=tests/cli/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_programs "$COHORTCTL" "$COHORTD"
+
+CTL=$COHORTCTL
+D=$COHORTD
+NAMES=(alpha beta gamma)
+declare -A SITE=([alpha]=hq [beta]=hq [gamma]=plant)
+declare -A PORT DIR PID API
+USED_PORTS=" "
+
+# Every daemon goes when the test does, however it ends.
+cleanup() {
+    local n end=$((SECONDS + 4))
+    for n in "${NAMES[@]}"; do
+        [[ -n ${PID[$n]:-} ]] && kill -TERM "${PID[$n]}" 2>/dev/null || true
+    done
+    for n in "${NAMES[@]}"; do
+        while [[ -n ${PID[$n]:-} ]] && kill -0 "${PID[$n]}" 2>/dev/null && ((SECONDS < end)); do
+            sleep 0.05
+        done
+        [[ -n ${PID[$n]:-} ]] && kill -KILL "${PID[$n]}" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    if [[ ${CLI_KEEP:-0} == 1 ]]; then echo "kept $CLI_TMP"; else rm -rf "$CLI_TMP"; fi
+}
+trap cleanup EXIT
+
+# free_port VAR: a TCP port nothing on this machine uses, not handed out yet.
+free_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 40000))
+        [[ $USED_PORTS == *" $p "* ]] && continue
+        ss -Htan | awk '{print $4}' | grep -Eq "[:.]$p\$" && continue
+        USED_PORTS+="$p "
+        printf -v "$1" '%s' "$p"
+        return 0
+    done
+}
+
+# wait_for FILE PATTERN [SECONDS]: until FILE has a line matching PATTERN.
+wait_for() {
+    local file=$1 pattern=$2 end=$((SECONDS + ${3:-10}))
+    until grep -Eq -- "$pattern" "$file" 2>/dev/null; do
+        if ((SECONDS >= end)); then
+            CLI_LAST_CMD="" fail "$file: no line matching /$pattern/ within ${3:-10} s:
+$(cat "$file" 2>/dev/null)"
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+ctl() { # ctl NODE ARGS...: cohortctl against NODE's API
+    local n=$1
+    shift
+    "$CTL" "$@" --api "${API[$n]}"
+}
+
+# ---- the cluster ----
+
+CL=$CLI_TMP/cluster
+new_ca "$CL/ca" testcluster
+cp "$CL/ca/ca.crt" "$CL/ca.crt"
+"$CTL" roster init --cluster testcluster "$CL/roster.yaml" >/dev/null
+for n in "${NAMES[@]}"; do
+    free_port "PORT[$n]"
+    DIR[$n]=$CL/$n
+    API[$n]=ipc://${DIR[$n]}/state/api.sock
+    new_node "$CL/ca" "$n" "${DIR[$n]}"
+    mkdir "${DIR[$n]}/state"
+    "$CTL" roster add "$CL/roster.yaml" --name "$n" --cert "${DIR[$n]}/node.crt" \
+        --site "${SITE[$n]}" --endpoint "tcp://127.0.0.1:${PORT[$n]}" >/dev/null
+    cat >"${DIR[$n]}/node.yaml" <<EOF
+node:
+  name: $n
+  state_dir: state
+identity:
+  key: node.key
+  cert: node.crt
+trust:
+  ca: ../ca.crt
+  roster: ../roster.yaml
+listen:
+  address: 127.0.0.1
+  port: ${PORT[$n]}
+  punch_port: 0
+EOF
+done
+"$CTL" roster sign "$CL/roster.yaml" --ca "$CL/ca" >/dev/null
+
+# start_node NAME: cohortd in the background; its pid lands in PID[NAME] and,
+# when it ends, its exit code in DIR/exit (cases run in subshells, which
+# cannot `wait` for it).
+start_node() {
+    local n=$1
+    rm -f "${DIR[$n]}/pid" "${DIR[$n]}/exit"
+    (
+        "$D" -c "${DIR[$n]}/node.yaml" 2>>"${DIR[$n]}/log" &
+        echo $! >"${DIR[$n]}/pid"
+        rc=0
+        wait $! || rc=$?
+        echo "$rc" >"${DIR[$n]}/exit"
+    ) &
+    until [[ -s ${DIR[$n]}/pid ]]; do sleep 0.01; done
+    PID[$n]=$(cat "${DIR[$n]}/pid")
+}
+for n in "${NAMES[@]}"; do start_node "$n"; done
+
+# Ready when every node's peers show both others up.
+ready=0
+for _ in $(seq 1 150); do
+    ready=1
+    for n in "${NAMES[@]}"; do
+        up=$(ctl "$n" peers --json 2>/dev/null | grep -o '"state":"up"' | wc -l || true)
+        [[ $up == 2 ]] || ready=0
+    done
+    ((ready)) && break
+    sleep 0.1
+done
+if ((!ready)); then
+    for n in "${NAMES[@]}"; do echo "== $n log" >&2 && cat "${DIR[$n]}/log" >&2; done
+    echo "FAIL: the cluster never came up" >&2
+    exit 1
+fi
+
+# Background cohortctl runs of a case end with the case.
+bg_cleanup() {
+    local j
+    for j in $(jobs -p); do kill "$j" 2>/dev/null || true; done
+}
+
+# ---- refusals and failures ----
+
+unreachable_node_is_reported() {
+    expect_fail 1 "^cohortctl: status: cannot reach the node at ipc://$(re "$PWD")/none\.sock: is cohortd running\?" \
+        -- "$CTL" status --api "ipc://$PWD/none.sock"
+    # a socket file nobody serves any more
+    expect_fail 1 "cannot reach the node at tcp://127\.0\.0\.1:1: is cohortd running\?" \
+        -- "$CTL" peers --api tcp://127.0.0.1:1
+    expect_fail 2 "which node\? give --api ENDPOINT" -- env -u COHORT_API "$CTL" status
+    # -c finds the endpoint in the node's config
+    expect_ok "^node +alpha$" -- "$CTL" status -c "${DIR[alpha]}/node.yaml"
+    expect_ok "^node +beta$" -- env COHORT_API="${API[beta]}" "$CTL" status
+}
+
+cohortd_refuses_a_missing_api_directory() {
+    cat >node.yaml <<EOF
+node:
+  name: alpha
+  state_dir: $PWD
+identity:
+  key: ${DIR[alpha]}/node.key
+  cert: ${DIR[alpha]}/node.crt
+trust:
+  ca: $CL/ca.crt
+  roster: $CL/roster.yaml
+api:
+  endpoint: ipc://$PWD/no/such/dir/api.sock
+EOF
+    expect_fail 1 "^cohortd: node\.yaml: api\.endpoint: ipc://$(re "$PWD")/no/such/dir/api\.sock: directory '$(re "$PWD")/no/such/dir' does not exist$" \
+        -- "$D" -c node.yaml
+}
+
+second_cohortd_on_the_same_node_is_refused() {
+    expect_fail 1 "another process \(a running cohortd\?\) serves it; refusing to take it over" \
+        -- "$D" -c "${DIR[alpha]}/node.yaml"
+    expect_ok "^peers +2/2 up$" -- ctl alpha status
+}
+
+send_to_an_unknown_node_fails() {
+    expect_fail 1 "^cohortctl: send: unknown node 'zeta': not a member of the roster$" \
+        -- ctl alpha send zeta hello
+    expect_fail 2 "usage: cohortctl send NODE" -- ctl alpha send
+    expect_fail 2 "--header: must be KEY=VALUE" -- ctl alpha send beta --header novalue x
+}
+
+req_without_responders_fails_fast() {
+    local t0=$SECONDS
+    expect_fail 1 "^cohortctl: req: no responders for 'nobody\.home'$" -- ctl alpha req nobody.home hi
+    ((SECONDS - t0 <= 2)) || fail "no responders took $((SECONDS - t0)) s"
+    expect_fail 1 "INVALID|must be dot-separated" -- ctl alpha req 'bad service' hi
+}
+
+pub_without_subscribers() {
+    expect_ok "^published to 0 nodes: no subscribers$" -- ctl alpha pub nobody.listens hello
+    expect_fail 1 "topic 'bad topic' must be dot-separated" -- ctl alpha pub 'bad topic' hello
+}
+
+# Sum of beta's garbage_dropped and handshakes_refused.
+bad_input_count() {
+    ctl beta status --json | grep -Eo '"(garbage_dropped|handshakes_refused)":[0-9]+' |
+        awk -F: '{ s += $2 } END { print s + 0 }'
+}
+
+garbage_on_the_overlay_port_is_counted() {
+    # Random bytes first: libzmq drops the connection at the greeting, and
+    # the node must go on serving.
+    head -c 4096 /dev/urandom >"/dev/tcp/127.0.0.1/${PORT[beta]}" 2>/dev/null || true
+    expect_ok "^peers +2/2 up$" -- ctl beta status
+    # A ZMTP 3.0 greeting asking for the NULL mechanism where CURVE is
+    # required: a failed handshake the node sees and counts.
+    local before after
+    before=$(bad_input_count)
+    {
+        printf '\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7f\x03\x00NULL'
+        head -c 48 /dev/zero
+        head -c 4096 /dev/urandom
+        sleep 0.3
+    } >"/dev/tcp/127.0.0.1/${PORT[beta]}" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+        after=$(bad_input_count)
+        ((after > before)) && break
+        sleep 0.1
+    done
+    ((after > before)) || fail "garbage and handshake counters stayed at $before"
+    expect_ok "^peers +2/2 up$" -- ctl beta status
+    expect_ok "^published to" -- ctl beta pub after.garbage x
+}
+
+# ---- what works ----
+
+status_and_peers_describe_the_cluster() {
+    expect_ok -- ctl alpha status
+    out_has "^node +alpha$"
+    out_has "^cluster +testcluster$"
+    out_has "^site +hq$"
+    out_has "^roster serial +[0-9]+$"
+    out_has "^uptime +[0-9]+"
+    out_has "^peers +2/2 up$"
+    local c
+    for c in "garbage dropped" "oversized dropped" "handshakes refused" "duplicates dropped" \
+        resent "queue full" "delivery dropped"; do
+        out_has "^  $c +[0-9]+$"
+    done
+    expect_ok -- ctl alpha status --json
+    out_has '^\{"node":"alpha","cluster":"testcluster","site":"hq",'
+    out_has '"counters":\{"garbage_dropped":[0-9]+,'
+    expect_ok -- ctl alpha peers
+    out_has "^NAME +SITE +STATE +LINK +RTT +LAST-SEEN +MSGS-IN +MSGS-OUT +BYTES-IN +BYTES-OUT +UNACKED +FINGERPRINT$"
+    local fp
+    fp=$(cert_fp "${DIR[gamma]}/node.crt")
+    out_has "^beta +hq +up +direct +[0-9.]+ms +[0-9.]+s ago( +[0-9]+){5} +[0-9a-f]{16}$"
+    out_has "^gamma +plant +up +direct .* ${fp:0:16}$"
+    expect_ok -- ctl alpha peers --json
+    out_has "\"name\":\"gamma\",\"site\":\"plant\",\"state\":\"up\",.*\"fingerprint\":\"$fp\""
+}
+
+api_socket_is_0660() {
+    assert_mode "${DIR[alpha]}/state/api.sock" 660
+    [[ -S ${DIR[alpha]}/state/api.sock ]] || fail "not a socket"
+}
+
+unicast_reaches_a_subscriber_of_its_subject() {
+    trap bg_cleanup EXIT
+    ctl beta sub 'jobs.>' --count 1 --timeout 10 >sub.out 2>sub.err &
+    local sub=$!
+    wait_for sub.err "subscribed to 'jobs\.>'"
+    expect_ok "^queued for beta \(5 bytes\)$" -- ctl alpha send beta --subject jobs.resize --header k=v hello
+    local rc=0
+    wait "$sub" || rc=$?
+    [[ $rc == 0 ]] || fail "sub exited $rc: $(cat sub.err)"
+    assert_eq "sub output" "jobs.resize alpha: hello" "$(cat sub.out)"
+    # a unicast whose subject nobody on beta wants is dropped and counted
+    expect_ok -- ctl alpha send beta --subject nobody.wants it
+}
+
+sub_receives_a_publish() {
+    trap bg_cleanup EXIT
+    ctl beta sub 'orders.>' --count 1 --timeout 10 >sub.out 2>sub.err &
+    local sub=$!
+    wait_for sub.err "subscribed to 'orders\.>'"
+    # interest travels to alpha on its own; publish once it has
+    local i
+    for i in $(seq 1 50); do
+        run ctl alpha pub orders.eu.new "o1"
+        grep -q "published to 1 node" <<<"$OUT" && break
+        sleep 0.1
+    done
+    assert_eq "pub" "published to 1 node(s)" "$OUT"
+    local rc=0
+    wait "$sub" || rc=$?
+    [[ $rc == 0 ]] || fail "sub exited $rc: $(cat sub.err)"
+    assert_eq "sub output" "orders.eu.new alpha: o1" "$(cat sub.out)"
+    expect_fail 1 "timeout: 0 of 1 message\(s\)" -- ctl beta sub 'quiet.>' --count 1 --timeout 300ms
+}
+
+req_is_answered_by_serve() {
+    trap bg_cleanup EXIT
+    ctl gamma serve echo --echo >echo.out 2>echo.err &
+    wait_for echo.err "serving 'echo'"
+    ctl gamma serve upper --exec 'tr a-z A-Z' >upper.out 2>upper.err &
+    wait_for upper.err "serving 'upper'"
+    ctl gamma serve broken --exec 'echo oops >&2; exit 3' >broken.out 2>broken.err &
+    wait_for broken.err "serving 'broken'"
+    local i
+    for i in $(seq 1 50); do # until gamma's interest reached alpha
+        run ctl alpha req echo "hi there"
+        [[ $RC == 0 ]] && break
+        sleep 0.1
+    done
+    assert_eq "req echo" "hi there" "$OUT"
+    wait_for echo.out "^echo alpha: hi there$"
+    expect_ok "^HELLO$" -- ctl alpha req upper hello
+    expect_fail 1 "^cohortctl: req: 'broken' on gamma answered error: command exited with status 3: oops$" \
+        -- ctl alpha req broken x
+    # stdin as the payload
+    CLI_LAST_CMD="req upper -"
+    OUT=$(printf 'from stdin' | ctl beta req upper -) || fail "req from stdin failed"
+    assert_eq "req from stdin" "FROM STDIN" "$OUT"
+}
+
+sighup_reports_what_changed() {
+    local log=${DIR[alpha]}/log
+    cp "${DIR[alpha]}/node.yaml" "${DIR[alpha]}/node.yaml.orig"
+    printf 'log:\n  level: debug\nlimits:\n  send_queue: 500\n' >>"${DIR[alpha]}/node.yaml"
+    kill -HUP "${PID[alpha]}"
+    wait_for "$log" "config\.reload applied=log\.level"
+    wait_for "$log" "config\.reload\.unsupported keys=limits\.send_queue"
+    # log.format applies at once: the line saying so is already JSON
+    printf 'log:\n  format: json\n' >>"${DIR[alpha]}/node.yaml.orig"
+    cp "${DIR[alpha]}/node.yaml.orig" "${DIR[alpha]}/node.yaml"
+    kill -HUP "${PID[alpha]}"
+    wait_for "$log" '^\{"ts":"[0-9T:.-]+Z","level":"info","msg":"config\.reload applied=log\.level,log\.format"\}$'
+    sed -i '/^log:$/,$d' "${DIR[alpha]}/node.yaml.orig"
+    mv "${DIR[alpha]}/node.yaml.orig" "${DIR[alpha]}/node.yaml"
+    kill -HUP "${PID[alpha]}"
+    wait_for "$log" "^[0-9T:.-]+Z info config\.reload applied=log\.format$"
+    expect_ok "^peers +2/2 up$" -- ctl alpha status
+}
+
+sigterm_leaves_gracefully() {
+    trap bg_cleanup EXIT
+    ctl alpha events --count 1 --timeout 10 >events.out 2>events.err &
+    local ev=$!
+    wait_for events.err "listening"
+    kill -TERM "${PID[gamma]}"
+    wait_for "${DIR[gamma]}/exit" "." 5
+    assert_eq "cohortd exit code after SIGTERM" 0 "$(cat "${DIR[gamma]}/exit")"
+    wait "$ev" || fail "events exited non-zero: $(cat events.err)"
+    assert_eq "event" "member.down gamma reason=left" "$(cat events.out)"
+    grep -Eq "daemon\.stopping signal=SIGTERM" "${DIR[gamma]}/log" || fail "no daemon.stopping in gamma's log"
+    grep -Eq "node\.leaving peers_up=2 unacked=[0-9]+" "${DIR[gamma]}/log" || fail "no node.leaving in gamma's log"
+    grep -Eq "daemon\.stopped node=gamma" "${DIR[gamma]}/log" || fail "no daemon.stopped in gamma's log"
+    assert_no_file "${DIR[gamma]}/state/api.sock"
+    expect_ok "^peers +1/2 up$" -- ctl alpha status
+}
+
+example_echo_service_answers_as_gamma() {
+    local example
+    example=$(dirname "$COHORTD")/cohort_example_echo
+    [[ -x $example ]] || fail "$example: not built"
+    trap bg_cleanup EXIT
+    "$example" "${DIR[gamma]}/node.yaml" >example.out 2>example.err &
+    wait_for example.out "serving 'echo'"
+    local i
+    for i in $(seq 1 50); do
+        run ctl alpha req echo "via libcohort"
+        [[ $RC == 0 ]] && break
+        sleep 0.1
+    done
+    assert_eq "req echo" "via libcohort" "$OUT"
+    wait_for example.out "^echo to alpha: via libcohort$"
+}
+
+startup_line_names_the_node() {
+    grep -Eq "^cohortd: node beta up: cluster testcluster, listening on tcp://127\.0\.0\.1:${PORT[beta]}, api at ipc://.*/beta/state/api\.sock$" \
+        "${DIR[beta]}/log" || fail "no startup line in beta's log: $(head -3 "${DIR[beta]}/log")"
+}
+
+run_case unreachable_node_is_reported
+run_case cohortd_refuses_a_missing_api_directory
+run_case second_cohortd_on_the_same_node_is_refused
+run_case send_to_an_unknown_node_fails
+run_case req_without_responders_fails_fast
+run_case pub_without_subscribers
+run_case garbage_on_the_overlay_port_is_counted
+run_case startup_line_names_the_node
+run_case status_and_peers_describe_the_cluster
+run_case api_socket_is_0660
+run_case unicast_reaches_a_subscriber_of_its_subject
+run_case sub_receives_a_publish
+run_case req_is_answered_by_serve
+run_case sighup_reports_what_changed
+run_case sigterm_leaves_gracefully
+run_case example_echo_service_answers_as_gamma
+finish
