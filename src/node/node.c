@@ -370,7 +370,9 @@ static void s_peer_set_up(node_t *self, node_peer_t *p, bool up, const char *rea
 
 static void s_handle_epoch(node_t *self, node_peer_t *p, uint64_t epoch)
 {
-    if (epoch == p->epoch)
+    /* Epochs are start times, so they only grow: an older one is a replay
+     * (e.g. of a relayed hello) and must not pass for a restart. */
+    if (epoch <= p->epoch)
         return;
     if (p->epoch != 0) {
         /* The peer restarted and lost its receive state: renumber what it
