@@ -1,9 +1,11 @@
 /*
  * client: the local API client. See client.h.
  *
- * ZMQ_IMMEDIATE makes a send wait for a live connection instead of queueing
- * into the void, so "no node there" shows up as a send that times out,
- * which is then reported as such rather than as a missing answer.
+ * No ZMQ_IMMEDIATE, on purpose: with it, libzmq drops the pipe, and any
+ * message received but not yet read, the moment the connection ends, so
+ * the node's last word (ApiMessage.closed, sent just before it closes its
+ * socket) could vanish. "No node there" therefore shows up as a request
+ * nobody answers in time (ipc: or at once, when the socket file is missing).
  */
 #include "api/client.h"
 #include "util/mem.h"
@@ -11,6 +13,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,6 +31,7 @@ struct cohort_api_client {
     bool stateful;   /* asked the node to hold something: say Bye */
     zlistx_t *queue; /* Cohort__Api__ApiMessage *, received while waiting */
     int64_t last_heard;
+    bool closed; /* the node's API said it closed */
     volatile sig_atomic_t *interrupt;
 };
 
@@ -63,7 +67,6 @@ int cohort_api_client_open(const char *endpoint, cohort_api_client_t **out, coho
     }
     self->sock = zsock_new(ZMQ_DEALER);
     assert(self->sock);
-    zsock_set_immediate(self->sock, 1);
     zsock_set_linger(self->sock, 500);
     if (zsock_connect(self->sock, "%s", endpoint) != 0) {
         cohort_err_set(err, "%s: not a usable endpoint: %s", endpoint, zmq_strerror(zmq_errno()));
@@ -106,7 +109,7 @@ void cohort_api_client_set_interrupt(cohort_api_client_t *self, volatile sig_ato
 
 static bool s_interrupted(const cohort_api_client_t *self)
 {
-    return self->interrupt && *self->interrupt;
+    return (self->interrupt && *self->interrupt) || self->closed;
 }
 
 /* Reads one ApiMessage if one arrives within timeout_ms. */
@@ -134,7 +137,9 @@ static Cohort__Api__ApiMessage *s_read(cohort_api_client_t *self, int timeout_ms
                     more = zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&m);
                     zmq_msg_close(&m);
                 }
-                if (msg && msg->kind_case == COHORT__API__API_MESSAGE__KIND_HEARTBEAT) {
+                if (msg && (msg->kind_case == COHORT__API__API_MESSAGE__KIND_HEARTBEAT ||
+                            msg->kind_case == COHORT__API__API_MESSAGE__KIND_CLOSED)) {
+                    self->closed |= msg->kind_case == COHORT__API__API_MESSAGE__KIND_CLOSED;
                     cohort__api__api_message__free_unpacked(msg, NULL);
                     continue;
                 }
@@ -173,7 +178,7 @@ int cohort_api_client_request(cohort_api_client_t *self, Cohort__Api__ApiRequest
     int64_t end = zclock_mono() + timeout_ms;
     void *sock = zsock_resolve(self->sock);
     int rc = -1;
-    /* With ZMQ_IMMEDIATE the send waits for a connection: poll for room. */
+    /* Queued until connected; only a full queue makes us wait for room. */
     for (;;) {
         if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) >= 0)
             break;
@@ -183,10 +188,12 @@ int cohort_api_client_request(cohort_api_client_t *self, Cohort__Api__ApiRequest
         }
         int64_t left = end - zclock_mono();
         if (left <= 0 || s_interrupted(self)) {
-            if (s_interrupted(self))
+            if (self->closed)
+                s_unreachable(self, err, "its API closed");
+            else if (s_interrupted(self))
                 cohort_err_set(err, "interrupted");
             else
-                s_unreachable(self, err, "no connection within the timeout");
+                s_unreachable(self, err, "its queue stayed full");
             goto out;
         }
         zmq_pollitem_t item = {sock, 0, ZMQ_POLLOUT, 0};
@@ -196,10 +203,15 @@ int cohort_api_client_request(cohort_api_client_t *self, Cohort__Api__ApiRequest
         int64_t left = end - zclock_mono();
         Cohort__Api__ApiMessage *msg = s_read(self, left > 0 ? (int)left : 0);
         if (!msg) {
-            if (s_interrupted(self))
+            if (self->closed)
+                s_unreachable(self, err, "its API closed");
+            else if (s_interrupted(self))
                 cohort_err_set(err, "interrupted");
-            else
-                s_unreachable(self, err, "no answer within the timeout");
+            else {
+                char why[64];
+                snprintf(why, sizeof why, "no answer within %d ms", timeout_ms);
+                s_unreachable(self, err, why);
+            }
             goto out;
         }
         if (msg->kind_case == COHORT__API__API_MESSAGE__KIND_RESPONSE) {
@@ -242,6 +254,11 @@ int cohort_api_client_recv(cohort_api_client_t *self, int timeout_ms, Cohort__Ap
         *out = msg;
         return 1;
     }
+}
+
+bool cohort_api_client_closed(const cohort_api_client_t *self)
+{
+    return self->closed;
 }
 
 int64_t cohort_api_client_quiet_ms(const cohort_api_client_t *self)

@@ -17,6 +17,7 @@
 #include "util/err.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct cohort_api_client cohort_api_client_t;
@@ -54,6 +55,10 @@ int cohort_api_client_recv(cohort_api_client_t *self, int timeout_ms,
 
 /* Milliseconds since the node last sent anything (heartbeats included). */
 int64_t cohort_api_client_quiet_ms(const cohort_api_client_t *self);
+
+/* True once the node said its API closed (ApiMessage.closed): nothing more
+ * will come; waits return at once. */
+bool cohort_api_client_closed(const cohort_api_client_t *self);
 
 /* The endpoint. Borrowed; valid while self lives. */
 const char *cohort_api_client_endpoint(const cohort_api_client_t *self);

@@ -34,7 +34,12 @@
  * the largest message any config allows, with room to spare, so every
  * frame a valid config permits can at least be answered. */
 #define S_FRAME_HARD_MAX (64 * 1024 * 1024 + 128 * 1024)
-#define S_SNDHWM 10000
+/* Messages queued to one client before it counts as slow and loses them
+ * (client_dropped): bounded in bytes too, about S_CLIENT_QUEUE_BYTES of
+ * messages of the largest size. */
+#define S_CLIENT_QUEUE_BYTES (256ULL << 20)
+#define S_SNDHWM_MIN 100
+#define S_SNDHWM_MAX 10000
 #define S_DRAIN_BUDGET 256
 #define S_MAX_CALLS 65536
 #define S_MAX_HELD 65536
@@ -1220,7 +1225,10 @@ int cohort_api_server_open(const cohort_config_t *cfg, const cohort_api_limits_t
     assert(self->sock);
     zsock_set_linger(self->sock, 0);
     zsock_set_router_mandatory(self->sock, 1);
-    zsock_set_sndhwm(self->sock, S_SNDHWM);
+    uint64_t hwm = S_CLIENT_QUEUE_BYTES / (cfg->max_message_size ? cfg->max_message_size : 1);
+    zsock_set_sndhwm(self->sock, hwm < S_SNDHWM_MIN   ? S_SNDHWM_MIN
+                                 : hwm > S_SNDHWM_MAX ? S_SNDHWM_MAX
+                                                      : (int)hwm);
     zsock_set_maxmsgsize(self->sock, S_FRAME_HARD_MAX);
     int rc;
     if (!strncmp(self->endpoint, "ipc://", 6) && self->endpoint[6] != '@') {
@@ -1272,7 +1280,16 @@ void cohort_api_server_destroy(cohort_api_server_t **self_p)
     }
     for (s_parked_t *p = zlistx_first(self->parked); p; p = zlistx_next(self->parked))
         s_respond_status(self, p->rid, p->rid_len, p->api_id, COHORT_QUEUE_FULL,
-                         "send: the node's API is shutting down");
+                         "the node's API is shutting down");
+    /* Tell clients waiting for deliveries, so they need not wait for
+     * missing heartbeats to know. */
+    Cohort__Api__Closed closed = COHORT__API__CLOSED__INIT;
+    closed.reason = s_str("shutdown");
+    s_out_t out = COHORT__API__API_MESSAGE__INIT;
+    out.kind_case = COHORT__API__API_MESSAGE__KIND_CLOSED;
+    out.closed = &closed;
+    for (size_t i = 0; i < self->client_count; i++)
+        s_send(self, self->clients[i]->rid, self->clients[i]->rid_len, &out);
     while (self->client_count)
         s_client_drop(self, self->clients[0], "shutdown");
     free(self->clients);
@@ -1287,6 +1304,9 @@ void cohort_api_server_destroy(cohort_api_server_t **self_p)
     if (self->ipc_path && lstat(self->ipc_path, &st) == 0 && st.st_dev == self->ipc_dev &&
         st.st_ino == self->ipc_ino)
         unlink(self->ipc_path);
+    /* Let the Closed notices and last answers go out (libzmq keeps
+     * flushing after close, up to the linger, while the context lives). */
+    zsock_set_linger(self->sock, 500);
     zsock_destroy(&self->sock);
     free(self->ipc_path);
     free(self->endpoint);

@@ -205,9 +205,17 @@ static int s_parse(s_opts_t *o, int argc, char **argv, unsigned allowed, long ti
         case 'h':
             printf("usage: cohortctl %s %s\n", o->cmd, o->usage);
             exit(0);
-        default:
-            cohort_cli_fail(COHORT_CLI_EXIT_USAGE, o->cmd, "unknown option '%s'", argv[optind - 1]);
+        default: {
+            /* a known option without its value, or an unknown one */
+            const char *word = argv[optind - 1];
+            bool known = !strcmp(word, "-c");
+            for (const struct option *k = opts; k->name && !known; k++)
+                known = k->has_arg == required_argument && !strncmp(word, "--", 2) &&
+                        !strcmp(word + 2, k->name);
+            cohort_cli_fail(COHORT_CLI_EXIT_USAGE, o->cmd,
+                            known ? "%s needs a value" : "unknown option '%s'", word);
             return s_usage(o);
+        }
         }
     }
     o->argc = argc - optind;
@@ -387,7 +395,7 @@ static int s_next(cohort_api_client_t *c, int64_t deadline, Cohort__Api__ApiMess
             return 0;
         if (cohort_api_client_recv(c, left < 500 ? (int)left : 500, msg) == 1)
             return 1;
-        if (cohort_api_client_quiet_ms(c) > S_LOST_MS) {
+        if (cohort_api_client_closed(c) || cohort_api_client_quiet_ms(c) > S_LOST_MS) {
             *lost = true;
             return 0;
         }
@@ -397,6 +405,10 @@ static int s_next(cohort_api_client_t *c, int64_t deadline, Cohort__Api__ApiMess
 
 static int s_lost(const s_opts_t *o, const cohort_api_client_t *c)
 {
+    if (cohort_api_client_closed(c))
+        return cohort_cli_fail(COHORT_CLI_EXIT_FAIL, o->cmd,
+                               "the node at %s closed its API (cohortd is stopping)",
+                               cohort_api_client_endpoint(c));
     return cohort_cli_fail(COHORT_CLI_EXIT_FAIL, o->cmd,
                            "lost the node at %s: nothing heard for %d s (cohortd stopped or "
                            "restarted?)",
@@ -439,6 +451,8 @@ static size_t s_counters(const Cohort__Api__Counters *k, s_counter_t out[12])
     out[n++] = (s_counter_t){"resent", "resent", k->resent};
     out[n++] = (s_counter_t){"queue full", "queue_full", k->queue_full};
     out[n++] = (s_counter_t){"delivery dropped", "delivery_dropped", k->delivery_dropped};
+    out[n++] =
+        (s_counter_t){"handshakes incomplete", "handshakes_incomplete", k->handshakes_incomplete};
     out[n++] = (s_counter_t){"unknown sender", "unknown_sender", k->unknown_sender};
     out[n++] = (s_counter_t){"messages in", "messages_in", k->messages_in};
     out[n++] = (s_counter_t){"messages out", "messages_out", k->messages_out};
@@ -926,10 +940,14 @@ static int s_req(int argc, char **argv)
         Cohort__Api__ApiMessage *m = NULL;
         bool lost = false;
         if (!s_next(c, deadline, &m, &lost)) {
-            rc = s_stop ? cohort_cli_fail(COHORT_CLI_EXIT_FAIL, o.cmd, "interrupted")
-                        : cohort_cli_fail(COHORT_CLI_EXIT_FAIL, o.cmd,
-                                          "the node at %s stopped answering",
-                                          cohort_api_client_endpoint(c));
+            if (s_stop)
+                rc = cohort_cli_fail(COHORT_CLI_EXIT_FAIL, o.cmd, "interrupted");
+            else if (lost || cohort_api_client_closed(c))
+                rc = s_lost(&o, c);
+            else
+                rc =
+                    cohort_cli_fail(COHORT_CLI_EXIT_FAIL, o.cmd, "the node at %s stopped answering",
+                                    cohort_api_client_endpoint(c));
             break;
         }
         const Cohort__Wire__Message *w =

@@ -12,11 +12,14 @@
 #include "config/config.h"
 #include "util/log.h"
 #include "util/logline.h"
+#include "util/mem.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +50,16 @@ static void s_sink(void *arg, cohort_log_level_t level, const char *line)
     (void)w; /* nowhere to report a failing stderr */
 }
 
-static void s_apply_log(const cohort_config_t *cfg)
+/* First call installs the sink; later ones (reload) only change the
+ * format and level, both atomics, while other threads may be logging. */
+static void s_apply_log(const cohort_config_t *cfg, bool first)
 {
     atomic_store(&s_log_format, cfg->log_format == COHORT_CONFIG_LOG_JSON ? COHORT_LOGLINE_JSON
                                                                           : COHORT_LOGLINE_TEXT);
-    cohort_log_set_sink(s_sink, NULL, (cohort_log_level_t)cfg->log_level);
+    if (first)
+        cohort_log_set_sink(s_sink, NULL, (cohort_log_level_t)cfg->log_level);
+    else
+        cohort_log_set_level((cohort_log_level_t)cfg->log_level);
 }
 
 /* ---- reload ---- */
@@ -91,7 +99,7 @@ static void s_reload(s_daemon_t *d)
     }
     d->cfg->log_level = fresh->log_level;
     d->cfg->log_format = fresh->log_format;
-    s_apply_log(d->cfg);
+    s_apply_log(d->cfg, false);
     if (!applied[0] && !later[0] && !restart[0])
         COHORT_LOG(COHORT_LOG_INFO, "config.reload changed=none");
     if (applied[0])
@@ -154,12 +162,12 @@ static char *s_cluster_name(cohort_t *node)
     if (cohort_info(node, "status", &buf, &len) == COHORT_OK) {
         Cohort__Api__Response *resp = cohort__api__response__unpack(NULL, len, buf);
         if (resp && resp->status_info)
-            name = strdup(resp->status_info->cluster);
+            name = cohort_strdup(resp->status_info->cluster);
         if (resp)
             cohort__api__response__free_unpacked(resp, NULL);
     }
     free(buf);
-    return name ? name : strdup("?");
+    return name ? name : cohort_strdup("?");
 }
 
 int cohort_daemon_run(const char *config_path)
@@ -188,7 +196,7 @@ int cohort_daemon_run(const char *config_path)
         fprintf(stderr, "cohortd: %s\n", cohort_err_text(&err));
         goto out;
     }
-    s_apply_log(d.cfg);
+    s_apply_log(d.cfg, true);
     /* The API first: a second cohortd on the same config must fail before
      * its node says hello to anyone. */
     if (cohort_api_server_open(d.cfg, NULL, &d.api, &err) < 0) {

@@ -16,6 +16,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,11 +384,16 @@ static void s_handle_epoch(node_t *self, node_peer_t *p, uint64_t epoch)
         s_set_free(&p->services, &p->service_count);
         s_set_free(&p->patterns, &p->pattern_count);
     }
+    bool restarted = p->epoch != 0;
     p->epoch = epoch;
     s_send_hello(self, p);
-    s_send_interest_to(self, p);
-    void *pair[2] = {self, p};
-    cohort_session_resend_all(p->session, node_now(), node_emit_data, pair);
+    if (restarted) {
+        /* Interest travels in the session, so it reached the old
+         * incarnation once; the new one must hear it again. */
+        s_send_interest_to(self, p);
+        void *pair[2] = {self, p};
+        cohort_session_resend_all(p->session, node_now(), node_emit_data, pair);
+    }
 }
 
 void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_rung_t path,
@@ -610,7 +616,7 @@ static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 }
 
 /* Monitor events carry a 6-byte header (event id, value) and an endpoint. */
-static int s_read_monitor(void *sock, uint16_t *event)
+static int s_read_monitor_value(void *sock, uint16_t *event, uint32_t *value)
 {
     zmq_msg_t head, addr;
     zmq_msg_init(&head);
@@ -619,11 +625,18 @@ static int s_read_monitor(void *sock, uint16_t *event)
         return -1;
     }
     memcpy(event, zmq_msg_data(&head), sizeof *event);
+    if (value)
+        memcpy(value, (uint8_t *)zmq_msg_data(&head) + 2, sizeof *value);
     zmq_msg_close(&head);
     zmq_msg_init(&addr);
     zmq_msg_recv(&addr, sock, ZMQ_DONTWAIT);
     zmq_msg_close(&addr);
     return 0;
+}
+
+static int s_read_monitor(void *sock, uint16_t *event)
+{
+    return s_read_monitor_value(sock, event, NULL);
 }
 
 static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
@@ -640,7 +653,6 @@ static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
                 p->dealer_up = true;
                 COHORT_LOG(COHORT_LOG_DEBUG, "link.up peer=%s rung=direct", p->name);
                 s_send_hello(self, p);
-                s_send_interest_to(self, p);
                 void *pair[2] = {self, p};
                 cohort_session_resend_all(p->session, node_now(), node_emit_data, pair);
             } else if (ev == ZMQ_EVENT_DISCONNECTED) {
@@ -652,17 +664,51 @@ static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     return 0;
 }
 
+/* Bytes that never become a ZMTP greeting produce no handshake event in
+ * libzmq 4.3: a connection accepted and then closed without a completed
+ * handshake is what garbage on the port looks like (as are scans and dials
+ * aborted half-way), so those are counted together. */
+static void s_unhandshaken_del(node_t *self, uint32_t fd)
+{
+    for (size_t i = 0; i < self->unhandshaken_count; i++)
+        if (self->unhandshaken[i] == fd) {
+            self->unhandshaken[i] = self->unhandshaken[--self->unhandshaken_count];
+            return;
+        }
+}
+
 static int s_on_router_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     (void)item;
     node_t *self = arg;
     uint16_t ev;
-    while (s_read_monitor(self->router_mon, &ev) == 0) {
-        if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL || ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+    uint32_t fd = 0;
+    while (s_read_monitor_value(self->router_mon, &ev, &fd) == 0) {
+        switch (ev) {
+        case ZMQ_EVENT_ACCEPTED:
+            if (self->unhandshaken_count < sizeof self->unhandshaken / sizeof *self->unhandshaken)
+                self->unhandshaken[self->unhandshaken_count++] = fd;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: /* counted by the ZAP handler */
+            s_unhandshaken_del(self, fd);
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            s_unhandshaken_del(self, fd);
             self->counters.garbage_dropped++;
-        else if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-            self->counters.handshakes_refused++;
+            break;
+        case ZMQ_EVENT_DISCONNECTED: {
+            size_t before = self->unhandshaken_count;
+            s_unhandshaken_del(self, fd);
+            if (self->unhandshaken_count < before)
+                self->counters.handshakes_incomplete++;
+            break;
+        }
+        default:
+            break;
+        }
     }
     return 0;
 }
@@ -693,8 +739,9 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     for (size_t i = 0; i < self->peer_count; i++) {
         node_peer_t *p = &self->peers[i];
         void *pair[2] = {self, p};
-        if ((p->dealer && p->dealer_up) || p->route_len)
-            cohort_session_resend_due(p->session, now, node_emit_data, pair);
+        /* whatever rung the peer is on; with no path at all the emit just
+         * fails and the session backs off */
+        cohort_session_resend_due(p->session, now, node_emit_data, pair);
     }
     for (size_t i = 0; i < self->pending_count;) {
         if (now >= self->pending[i].deadline) {
@@ -1091,8 +1138,9 @@ static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
     zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, self->secret_key, COHORT_KEY_LEN);
     zmq_setsockopt(self->router, ZMQ_ZAP_DOMAIN, COHORT_ZAP_DOMAIN, strlen(COHORT_ZAP_DOMAIN));
     zmq_socket_monitor(self->router, "inproc://cohort-router-mon",
-                       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+                       ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED |
+                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                           ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
     self->router_mon = zmq_socket(self->ctx, ZMQ_PAIR);
     zmq_setsockopt(self->router_mon, ZMQ_LINGER, &zero, sizeof zero);
     zmq_connect(self->router_mon, "inproc://cohort-router-mon");
@@ -1208,4 +1256,7 @@ void cohort_node_actor(zsock_t *pipe, void *vargs)
     zloop_start(self->loop);
     COHORT_LOG(COHORT_LOG_INFO, "node.stopped node=%s", self->cfg->node_name);
     s_stop(self);
+    /* Free this thread's OpenSSL state now, not at some later thread exit
+     * that may come after the process has checked for leaks. */
+    OPENSSL_thread_stop();
 }

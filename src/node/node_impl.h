@@ -110,6 +110,8 @@ typedef struct {
     zhashx_t *rr; /* service -> round-robin counter */
     bool terminating;
     int64_t leave_deadline;
+    uint32_t unhandshaken[256]; /* fds accepted, no handshake yet */
+    size_t unhandshaken_count;
     /* links.c */
     unsigned my_roles;
     char observed[2][64]; /* our public address as two rendezvous nodes see it */

@@ -17,7 +17,8 @@
 
 typedef struct cohort_json cohort_json_t;
 
-/* A new, empty writer. Never NULL. Caller owns; cohort_json_destroy. */
+/* A new, empty writer. Never NULL. Caller owns; cohort_json_destroy. A
+ * writer is used by one thread at a time. */
 cohort_json_t *cohort_json_new(void);
 /* Frees the writer; NULL is fine; sets *self_p to NULL. */
 void cohort_json_destroy(cohort_json_t **self_p);

@@ -25,7 +25,7 @@ typedef enum { COHORT_LOGLINE_TEXT, COHORT_LOGLINE_JSON } cohort_logline_format_
  * 64) and returns its length (without a NUL, which is also written). A line
  * that does not fit is cut short but stays well formed. unix_ms is wall-clock
  * time in milliseconds since the epoch; the timestamp is UTC, RFC 3339 with
- * milliseconds. */
+ * milliseconds. Pure: any thread may call it. */
 size_t cohort_logline_format(char *out, size_t cap, cohort_logline_format_t format, int64_t unix_ms,
                              cohort_log_level_t level, const char *line);
 

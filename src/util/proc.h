@@ -27,9 +27,11 @@ typedef struct cohort_proc_result {
 } cohort_proc_result_t;
 
 /* Runs cmd with in_len bytes of in on its stdin, env_extra (NULL-terminated
- * "KEY=VALUE" strings, may be NULL) added to the environment. Fills *res
- * whatever the command did; returns -1 with err set only when it could not
- * be started at all (pipes, fork). */
+ * "KEY=VALUE" strings, borrowed, may be NULL) added to the environment.
+ * Blocks the calling thread (any thread) until the command ends, at most
+ * about timeout_ms; SIGPIPE is blocked in that thread meanwhile. Fills
+ * *res whatever the command did (res->out: caller owns); returns -1 with
+ * err set only when it could not be started at all (pipes, fork). */
 int cohort_proc_run(const char *cmd, const void *in, size_t in_len, size_t out_max, int timeout_ms,
                     const char *const *env_extra, cohort_proc_result_t *res, cohort_err_t *err);
 

@@ -21,13 +21,13 @@ USED_PORTS=" "
 cleanup() {
     local n end=$((SECONDS + 4))
     for n in "${NAMES[@]}"; do
-        [[ -n ${PID[$n]:-} ]] && kill -TERM "${PID[$n]}" 2>/dev/null || true
+        if [[ -n ${PID[$n]:-} ]]; then kill -TERM "${PID[$n]}" 2>/dev/null || true; fi
     done
     for n in "${NAMES[@]}"; do
         while [[ -n ${PID[$n]:-} ]] && kill -0 "${PID[$n]}" 2>/dev/null && ((SECONDS < end)); do
             sleep 0.05
         done
-        [[ -n ${PID[$n]:-} ]] && kill -KILL "${PID[$n]}" 2>/dev/null || true
+        if [[ -n ${PID[$n]:-} ]]; then kill -KILL "${PID[$n]}" 2>/dev/null || true; fi
     done
     wait 2>/dev/null || true
     if [[ ${CLI_KEEP:-0} == 1 ]]; then echo "kept $CLI_TMP"; else rm -rf "$CLI_TMP"; fi
@@ -280,8 +280,7 @@ sub_receives_a_publish() {
     local sub=$!
     wait_for sub.err "subscribed to 'orders\.>'"
     # interest travels to alpha on its own; publish once it has
-    local i
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         run ctl alpha pub orders.eu.new "o1"
         grep -q "published to 1 node" <<<"$OUT" && break
         sleep 0.1
@@ -302,8 +301,7 @@ req_is_answered_by_serve() {
     wait_for upper.err "serving 'upper'"
     ctl gamma serve broken --exec 'echo oops >&2; exit 3' >broken.out 2>broken.err &
     wait_for broken.err "serving 'broken'"
-    local i
-    for i in $(seq 1 50); do # until gamma's interest reached alpha
+    for _ in $(seq 1 50); do # until gamma's interest reached alpha
         run ctl alpha req echo "hi there"
         [[ $RC == 0 ]] && break
         sleep 0.1
@@ -314,8 +312,7 @@ req_is_answered_by_serve() {
     expect_fail 1 "^cohortctl: req: 'broken' on gamma answered error: command exited with status 3: oops$" \
         -- ctl alpha req broken x
     # stdin as the payload
-    CLI_LAST_CMD="req upper -"
-    OUT=$(printf 'from stdin' | ctl beta req upper -) || fail "req from stdin failed"
+    OUT=$(printf 'from stdin' | ctl beta req upper -) || CLI_LAST_CMD="" fail "req upper - failed"
     assert_eq "req from stdin" "FROM STDIN" "$OUT"
 }
 
@@ -343,6 +340,9 @@ sigterm_leaves_gracefully() {
     ctl alpha events --count 1 --timeout 10 >events.out 2>events.err &
     local ev=$!
     wait_for events.err "listening"
+    ctl gamma sub 'x.>' --timeout 20 >sub.out 2>sub.err &
+    local sub=$! t0=$SECONDS
+    wait_for sub.err "subscribed"
     kill -TERM "${PID[gamma]}"
     wait_for "${DIR[gamma]}/exit" "." 5
     assert_eq "cohortd exit code after SIGTERM" 0 "$(cat "${DIR[gamma]}/exit")"
@@ -352,6 +352,13 @@ sigterm_leaves_gracefully() {
     grep -Eq "node\.leaving peers_up=2 unacked=[0-9]+" "${DIR[gamma]}/log" || fail "no node.leaving in gamma's log"
     grep -Eq "daemon\.stopped node=gamma" "${DIR[gamma]}/log" || fail "no daemon.stopped in gamma's log"
     assert_no_file "${DIR[gamma]}/state/api.sock"
+    # gamma's own clients are told at once, not after missed heartbeats
+    local rc=0
+    wait "$sub" || rc=$?
+    assert_eq "sub exit code" 1 "$rc"
+    grep -q "^cohortctl: sub: the node at ${API[gamma]} closed its API (cohortd is stopping)$" sub.err ||
+        fail "sub said: $(cat sub.err)"
+    ((SECONDS - t0 < 10)) || fail "sub took $((SECONDS - t0)) s to notice"
     expect_ok "^peers +1/2 up$" -- ctl alpha status
 }
 
@@ -362,8 +369,7 @@ example_echo_service_answers_as_gamma() {
     trap bg_cleanup EXIT
     "$example" "${DIR[gamma]}/node.yaml" >example.out 2>example.err &
     wait_for example.out "serving 'echo'"
-    local i
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         run ctl alpha req echo "via libcohort"
         [[ $RC == 0 ]] && break
         sleep 0.1

@@ -7,7 +7,7 @@
 #     lab_member p --endpoint tcp://203.0.113.10:7700 --roles relay
 #     lab_member a                           # no advertised endpoint
 #     lab_roster_sign
-#     lab_node_config p 203.0.113.10 advertise=tcp://203.0.113.10:7700
+#     lab_node_config p 203.0.113.10 "listen.advertise=[tcp://203.0.113.10:7700]"
 #     lab_node_config a 10.1.0.2
 #     lab_node_start p pub                   # cohortd -c in namespace "pub"
 #     ctl p peers                            # cohortctl against p's local API
@@ -18,6 +18,7 @@
 
 LAB_CA=""
 LAB_NODE_NS=()   # "NAME NS" for every started node
+declare -A LAB_NODE_PID=()  # NAME -> PID of its cohortd
 
 # lab_cluster_init [CLUSTER]: a throwaway CA and an empty roster.
 lab_cluster_init() {
@@ -47,38 +48,40 @@ lab_roster_sign() {
     done
 }
 
-# lab_node_config NAME LISTEN_IP [advertise=E,...] [SECTION.KEY=VALUE...]:
-# writes NAME's node.yaml: listening on LISTEN_IP port 7700 (punch port
-# 7701), the API on ipc in its state directory, debug logs. Extra
-# SECTION.KEY=VALUE items are added as they are.
+# lab_node_config NAME LISTEN_IP [SECTION.KEY=VALUE...]: writes NAME's
+# node.yaml and checks it with `cohortd --check-config`. By default the node
+# listens on LISTEN_IP port 7700 (punch port 7701), advertises nothing, has
+# its API on ipc in its state directory and logs at debug level; each
+# SECTION.KEY=VALUE sets or overrides one key, written as is (YAML), e.g.
+# "listen.advertise=[tcp://203.0.113.10:7700]" or links.direct_timeout=2s.
 lab_node_config() {
-    local name=$1 ip=$2 dir=$LAB_DIR/nodes/$1 adv="[]" kv
+    local name=$1 ip=$2 dir=$LAB_DIR/nodes/$1 kv k
     shift 2
-    local -A extra=()
-    local order=()
+    local keys=(node.name node.state_dir identity.key identity.cert trust.ca trust.roster
+        listen.address listen.port listen.punch_port listen.advertise log.level)
+    local -A val=([node.name]=$name [node.state_dir]=state [identity.key]=node.key
+        [identity.cert]=node.crt [trust.ca]=ca.crt [trust.roster]=roster.yaml
+        [listen.address]="\"$ip\"" [listen.port]=7700 [listen.punch_port]=7701
+        [listen.advertise]="[]" [log.level]=debug)
     for kv in "$@"; do
-        if [[ $kv == advertise=* ]]; then
-            adv="[${kv#advertise=}]"
-        else
-            extra[${kv%%=*}]=${kv#*=}
-            order+=("${kv%%=*}")
-        fi
+        k=${kv%%=*}
+        [[ $k == *.* && $kv == *=* ]] || lab_die "lab_node_config: expected SECTION.KEY=VALUE, got '$kv'"
+        [[ -v "val[$k]" ]] || keys+=("$k")
+        val[$k]=${kv#*=}
     done
     mkdir -p "$dir/state"
+    # Grouped by section, in the order sections first appear.
+    local sections=() s
+    for k in "${keys[@]}"; do
+        s=${k%%.*}
+        [[ " ${sections[*]} " == *" $s "* ]] || sections+=("$s")
+    done
     {
-        printf 'node:\n  name: %s\n  state_dir: state\n' "$name"
-        printf 'identity:\n  key: node.key\n  cert: node.crt\n'
-        printf 'trust:\n  ca: ca.crt\n  roster: roster.yaml\n'
-        printf 'listen:\n  address: "%s"\n  port: 7700\n  punch_port: 7701\n  advertise: %s\n' \
-            "$ip" "$adv"
-        printf 'log:\n  level: debug\n'
-        local section="" k
-        for k in "${order[@]}"; do
-            if [[ ${k%%.*} != "$section" ]]; then
-                section=${k%%.*}
-                printf '%s:\n' "$section"
-            fi
-            printf '  %s: %s\n' "${k#*.}" "${extra[$k]}"
+        for s in "${sections[@]}"; do
+            printf '%s:\n' "$s"
+            for k in "${keys[@]}"; do
+                [[ ${k%%.*} == "$s" ]] && printf '  %s: %s\n' "${k#*.}" "${val[$k]}"
+            done
         done
     } >"$dir/node.yaml"
     "$COHORTD" --check-config -c "$dir/node.yaml" >/dev/null 2>"$LAB_DIR/log/$name.check" || {
@@ -88,11 +91,13 @@ lab_node_config() {
 }
 
 # lab_node_start NAME NS: starts cohortd for NAME in namespace NS and waits
-# (up to 10 s) until its local API answers. Sets LAB_PID.
+# (up to 10 s) until its local API answers. Sets LAB_PID and
+# LAB_NODE_PID[NAME]; lab_exit_status NAME gives its exit status later.
 lab_node_start() {
     local name=$1 ns=$2
     lab_spawn "$ns" "$name" "$COHORTD" -c "$LAB_DIR/nodes/$name/node.yaml"
     LAB_NODE_NS+=("$name $ns")
+    LAB_NODE_PID[$name]=$LAB_PID
     local pid=$LAB_PID
     if ! lab_wait_for 10 ctl "$name" status; then
         kill -0 "$pid" 2>/dev/null || lab_node_logs "$name" >&2
@@ -123,4 +128,22 @@ ctl() {
 lab_node_logs() {
     echo "---- last 60 lines of $1's log ($LAB_DIR/log/$1.log)"
     tail -n 60 "$LAB_DIR/log/$1.log" 2>/dev/null | sed 's/^/  | /'
+}
+
+# lab_node_stop NAME: SIGTERM to NAME's cohortd (a graceful leave); fails
+# unless it exits with status 0 within 5 s. Sets LAB_STOP_MS.
+lab_node_stop() {
+    local name=$1 rc t0
+    t0=$(date +%s%N)
+    if ! lab_stop "${LAB_NODE_PID[$name]}"; then
+        echo "cohortd $name did not exit within 5 s of SIGTERM (killed)" >&2
+        return 1
+    fi
+    # shellcheck disable=SC2034 # read by scenario scripts
+    LAB_STOP_MS=$((($(date +%s%N) - t0) / 1000000))
+    rc=$(lab_exit_status "$name") || rc="unknown"
+    if [[ $rc != 0 ]]; then
+        echo "cohortd $name exited with status $rc after SIGTERM" >&2
+        return 1
+    fi
 }

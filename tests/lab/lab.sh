@@ -52,6 +52,7 @@ LAB_INET=inet          # namespace of the internet bridge
 LAB_INET_BR=br0        # the bridge
 LAB_INET_CIDR=""       # set by lab_internet
 LAB_PIDS=()            # background processes started by lab_spawn
+LAB_WATCHERS=()        # their watcher subshells
 LAB_ROUTERS=()         # router namespaces, for lab_flush_conntrack
 LAB_NAMESPACES=()
 
@@ -85,7 +86,7 @@ lab_enter() {
             exit "$LAB_SKIP"
         fi
         local p missing=()
-        for p in unshare ip iptables conntrack nc ss timeout; do
+        for p in unshare ip iptables ebtables conntrack nc ss timeout; do
             command -v "$p" >/dev/null 2>&1 || missing+=("$p")
         done
         if ((${#missing[@]})); then
@@ -148,6 +149,16 @@ lab_cleanup() {
     done
     for pid in "${LAB_PIDS[@]}"; do
         kill -KILL "$pid" 2>/dev/null
+    done
+    # The watchers of lab_spawn write their exit status files: let them
+    # (bounded: 2 s).
+    for ((i = 0; i < 20; i++)); do
+        alive=0
+        for pid in "${LAB_WATCHERS[@]}"; do
+            kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        ((alive)) || break
+        sleep 0.1
     done
     if [[ ${LAB_KEEP:-0} == 1 ]]; then
         echo "lab: kept $LAB_DIR" >&2
@@ -216,50 +227,80 @@ lab_exec() {
 }
 
 # lab_spawn NS NAME CMD...: starts CMD in NS in the background, output to
-# $LAB_DIR/log/NAME.log; sets LAB_PID. Stopped by lab_cleanup or lab_stop.
+# $LAB_DIR/log/NAME.log; sets LAB_PID to CMD's own PID (signals reach CMD
+# itself). When CMD exits, its exit status is written to
+# $LAB_DIR/log/NAME.rc (see lab_exit_status). Stopped by lab_cleanup, by the
+# end of the case that started it, or by lab_stop.
 lab_spawn() {
-    local ns=$1 name=$2
+    local ns=$1 name=$2 i
     shift 2
-    ip netns exec "$ns" "$@" </dev/null >>"$LAB_DIR/log/$name.log" 2>&1 &
-    LAB_PID=$!
+    local log=$LAB_DIR/log/$name
+    rm -f "$log.rc" "$log.pid"
+    # A watcher subshell starts CMD as its own child, so that it can wait
+    # for it and keep its status whoever (a case subshell) stops it.
+    {
+        ip netns exec "$ns" "$@" </dev/null >>"$log.log" 2>&1 &
+        echo "$!" >"$log.pid.tmp" && mv "$log.pid.tmp" "$log.pid"
+        rc=0
+        wait "$!" || rc=$?
+        echo "$rc" >"$log.rc.tmp" && mv "$log.rc.tmp" "$log.rc"
+    } &
+    LAB_WATCHERS+=("$!")
+    for ((i = 0; i < 100; i++)); do
+        [[ -s $log.pid ]] && break
+        sleep 0.01
+    done
+    [[ -s $log.pid ]] || lab_die "lab_spawn $name: no PID after 1 s"
+    LAB_PID=$(<"$log.pid")
     LAB_PIDS+=("$LAB_PID")
 }
 
 # lab_stop PID [SIGNAL]: signals PID (default TERM) and waits up to 5 s for
-# it to exit, then kills it. Returns its exit status (or 137 when killed).
+# it to exit, then kills it. Returns 1 if it had to be killed.
 lab_stop() {
     local pid=$1 sig=${2:-TERM} i
-    kill -"$sig" "$pid" 2>/dev/null || true
+    kill -"$sig" "$pid" 2>/dev/null || return 0
     for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+        kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
     kill -KILL "$pid" 2>/dev/null || true
-    local rc=0
-    wait "$pid" 2>/dev/null || rc=$?
-    return "$rc"
+    return 1
+}
+
+# lab_exit_status NAME [SECONDS]: the exit status of what lab_spawn started
+# as NAME, waiting up to SECONDS (default 5) for it to exit; fails (and
+# prints nothing) if it is still running.
+lab_exit_status() {
+    local f=$LAB_DIR/log/$1.rc i
+    for ((i = 0; i < ${2:-5} * 10; i++)); do
+        [[ -s $f ]] && break
+        sleep 0.1
+    done
+    [[ -s $f ]] || return 1
+    cat "$f"
 }
 
 # lab_wait_for SECONDS CMD...: runs CMD every 0.1 s until it succeeds;
 # fails after SECONDS. Sets LAB_WAITED to the seconds it took (0.1 s steps).
-export LAB_WAITED=0  # read by scenario scripts
 lab_wait_for() {
-    local limit=$1 start now
+    local limit=$1 start rc
     shift
     start=$(date +%s%N)
     while :; do
         if "$@" >/dev/null 2>&1; then
-            now=$(date +%s%N)
-            LAB_WAITED=$(lab_secs $((now - start)))
-            return 0
+            rc=0
+            break
         fi
-        now=$(date +%s%N)
-        if ((now - start > limit * 1000000000)); then
-            LAB_WAITED=$(lab_secs $((now - start)))
-            return 1
+        if (($(date +%s%N) - start > limit * 1000000000)); then
+            rc=1
+            break
         fi
         sleep 0.1
     done
+    # shellcheck disable=SC2034 # read by scenario scripts
+    LAB_WAITED=$(lab_secs $(($(date +%s%N) - start)))
+    return "$rc"
 }
 
 # lab_secs NANOSECONDS: seconds with one decimal.

@@ -32,14 +32,14 @@ lab_cluster_init labcluster
 lab_member p --endpoint tcp://203.0.113.10:7700
 lab_member a
 lab_roster_sign
-lab_node_config p 203.0.113.10 advertise=tcp://203.0.113.10:7700
+lab_node_config p 203.0.113.10 "listen.advertise=[tcp://203.0.113.10:7700]"
 lab_node_config a 10.1.0.2
 
 T0=$(date +%s%N)
 lab_node_start p p
 lab_node_start a a
 
-# on_failure: the logs, once, after the first failed case.
+# show_logs: the nodes' logs and sockets, once, after the first failed case.
 LOGS_SHOWN=0
 show_logs() {
     ((LOGS_SHOWN)) && return 0
@@ -51,6 +51,7 @@ show_logs() {
         lab_exec p ss -tn | sed 's/^/  | /'
         echo "---- a: ss -tn"
         lab_exec a ss -tn | sed 's/^/  | /'
+        [[ ${LAB_KEEP:-0} == 1 ]] || echo "(run with LAB_KEEP=1 to keep configs and logs)"
     } >&2
 }
 
@@ -152,13 +153,26 @@ $(peer_row p a)"
 $(peer_row a p)"
 }
 
+daemons_leave_gracefully() {
+    lab_node_stop a || fail "a: no graceful exit on SIGTERM (log: $LAB_DIR/log/a.log)"
+    echo "figure: a exited ${LAB_STOP_MS} ms after SIGTERM"
+    lab_wait_for 5 not_up p a || fail "p still shows a up 5 s after a left:
+$(peer_row p a)"
+    lab_node_stop p || fail "p: no graceful exit on SIGTERM (log: $LAB_DIR/log/p.log)"
+}
+
+not_up() {
+    [[ $(peer_field "$1" "$2" STATE) != up ]]
+}
+
 run_case link_up_both_ways
 if ((LAB_FAILED)); then
     show_logs
     echo "the other cases need the link: not run"
     finish
 fi
-for c in one_connection_from_a_to_p request_p_to_a request_a_to_p still_direct_after_traffic; do
+for c in one_connection_from_a_to_p request_p_to_a request_a_to_p still_direct_after_traffic \
+    daemons_leave_gracefully; do
     run_case "$c"
     ((LAB_FAILED == 0)) || show_logs
 done

@@ -206,6 +206,29 @@ static void test_stranger_with_a_real_curve_key_never_completes_a_handshake(void
     zsock_destroy(&d);
 }
 
+static void test_garbage_bytes_on_the_overlay_port_are_counted(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t before = s_counters(f).handshakes_incomplete;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)f->ports[ALPHA]),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (char)(i * 131 + 7);
+    assert_true(write(fd, junk, sizeof junk) > 0);
+    close(fd);
+    s_wait_counter(f, offsetof(Cohort__Api__Counters, handshakes_incomplete), before);
+    /* and alpha still serves its peers */
+    cohort_msg_t *m = cohort_msg_new("after", "junk", 4);
+    assert_int_equal(cohort_send(f->nodes[GAMMA], "alpha", &m, 0), COHORT_OK);
+    cohort_msg_t *got = s_next(f->nodes[ALPHA], 3000);
+    assert_non_null(got);
+    cohort_msg_destroy(&got);
+}
+
 static void test_unicast_carries_subject_headers_and_payload(void **state)
 {
     fixture_t *f = *state;
@@ -431,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_expired_and_revoked_members_never_complete_a_handshake),
         cmocka_unit_test(test_hostile_admitted_peer_is_counted_and_others_keep_working),
         cmocka_unit_test(test_stranger_with_a_real_curve_key_never_completes_a_handshake),
+        cmocka_unit_test(test_garbage_bytes_on_the_overlay_port_are_counted),
         cmocka_unit_test(test_unicast_carries_subject_headers_and_payload),
         cmocka_unit_test(test_request_reaches_a_provider_and_unknown_service_has_no_responders),
         cmocka_unit_test(test_publish_goes_only_to_matching_subscribers),
