@@ -575,7 +575,7 @@ static const char *s_seen(int64_t ms, char out[32])
     return out;
 }
 
-#define S_PEER_COLS 12
+#define S_PEER_COLS 13
 
 static void s_print_peers(Cohort__Api__Peer **peers, size_t n, bool json)
 {
@@ -593,6 +593,10 @@ static void s_print_peers(Cohort__Api__Peer **peers, size_t n, bool json)
             cohort_json_string(j, p->state);
             cohort_json_key(j, "link");
             cohort_json_string(j, p->link);
+            cohort_json_key(j, "via");
+            cohort_json_string(j, p->via);
+            cohort_json_key(j, "reason");
+            cohort_json_string(j, p->reason);
             cohort_json_key(j, "rtt_us");
             cohort_json_int(j, p->rtt_us);
             cohort_json_key(j, "last_seen_ms");
@@ -618,8 +622,8 @@ static void s_print_peers(Cohort__Api__Peer **peers, size_t n, bool json)
         return;
     }
     static const char *const head[S_PEER_COLS] = {
-        "NAME",    "SITE",     "STATE",    "LINK",      "RTT",     "LAST-SEEN",
-        "MSGS-IN", "MSGS-OUT", "BYTES-IN", "BYTES-OUT", "UNACKED", "FINGERPRINT"};
+        "NAME",    "SITE",     "STATE",    "LINK",      "WHY-NOT-HIGHER", "RTT",        "LAST-SEEN",
+        "MSGS-IN", "MSGS-OUT", "BYTES-IN", "BYTES-OUT", "UNACKED",        "FINGERPRINT"};
     char(*cells)[S_PEER_COLS][72] = cohort_calloc(n + 1, sizeof *cells);
     size_t width[S_PEER_COLS] = {0};
     for (int k = 0; k < S_PEER_COLS; k++)
@@ -630,15 +634,19 @@ static void s_print_peers(Cohort__Api__Peer **peers, size_t n, bool json)
         snprintf(row[0], 72, "%s", p->name);
         snprintf(row[1], 72, "%s", p->site[0] ? p->site : "-");
         snprintf(row[2], 72, "%s", p->state);
-        snprintf(row[3], 72, "%s", p->link);
-        snprintf(row[4], 72, "%s", s_rtt(p->rtt_us, t));
-        snprintf(row[5], 72, "%s", s_seen(p->last_seen_ms, t));
-        snprintf(row[6], 72, "%" PRIu64, p->msgs_in);
-        snprintf(row[7], 72, "%" PRIu64, p->msgs_out);
-        snprintf(row[8], 72, "%" PRIu64, p->bytes_in);
-        snprintf(row[9], 72, "%" PRIu64, p->bytes_out);
-        snprintf(row[10], 72, "%" PRIu32, p->unacked);
-        snprintf(row[11], 72, "%.16s", p->fingerprint);
+        if (p->via && *p->via)
+            snprintf(row[3], 72, "%s via %s", p->link, p->via);
+        else
+            snprintf(row[3], 72, "%s", p->link);
+        snprintf(row[4], 72, "%s", p->reason && *p->reason ? p->reason : "-");
+        snprintf(row[5], 72, "%s", s_rtt(p->rtt_us, t));
+        snprintf(row[6], 72, "%s", s_seen(p->last_seen_ms, t));
+        snprintf(row[7], 72, "%" PRIu64, p->msgs_in);
+        snprintf(row[8], 72, "%" PRIu64, p->msgs_out);
+        snprintf(row[9], 72, "%" PRIu64, p->bytes_in);
+        snprintf(row[10], 72, "%" PRIu64, p->bytes_out);
+        snprintf(row[11], 72, "%" PRIu32, p->unacked);
+        snprintf(row[12], 72, "%.16s", p->fingerprint);
     }
     for (size_t i = 0; i <= n; i++)
         for (int k = 0; k < S_PEER_COLS; k++)
@@ -653,15 +661,94 @@ static void s_print_peers(Cohort__Api__Peer **peers, size_t n, bool json)
     free(cells);
 }
 
-/* status and peers share the shape: one request, one printout. */
-static int s_info(int argc, char **argv, bool peers)
+/* netcheck: how the rendezvous nodes see this node, and what that says
+ * about its NAT. */
+static void s_print_netcheck(const Cohort__Api__Status *st)
 {
-    s_opts_t o = {.cmd = peers ? "peers" : "status",
-                  .usage = "[--json] [--api ENDPOINT | -c node.yaml]"};
-    int rc = s_parse(&o, argc, argv, O_JSON, 1);
+    const Cohort__Api__Links *l = st->links;
+    if (!l) {
+        printf("the node reports no link information\n");
+        return;
+    }
+    if (l->punch_port)
+        printf("punch port:  %u\n", l->punch_port);
+    else
+        printf("punch port:  off (listen.punch_port is 0)\n");
+    if (!l->n_observed)
+        printf("observed:    no rendezvous node has reported our address yet\n");
+    long ports[2] = {-1, -1};
+    for (size_t i = 0; i < l->n_observed && i < 2; i++) {
+        const char *ep = l->observed[i]->endpoint;
+        const char *colon = strrchr(ep, ':');
+        ports[i] = colon ? strtol(colon + 1, NULL, 10) : -1;
+        printf("observed:    %s (by rendezvous %s)\n", ep, l->observed[i]->rendezvous);
+    }
+    const char *verdict = "unknown: no observation yet";
+    if (l->n_observed >= 2 && ports[0] != ports[1])
+        verdict = "symmetric: each destination gets another port; punching will fail and "
+                  "peers behind NAT are reached through relays";
+    else if (l->n_observed >= 1 && l->punch_port && ports[0] == (long)l->punch_port)
+        verdict = "port-preserving (or no NAT): hole punching can work";
+    else if (l->n_observed >= 1)
+        verdict = l->n_observed >= 2 ? "rewrites the port, but consistently: punching may work"
+                                     : "rewrites the port (one view only: cannot tell if "
+                                       "it is symmetric)";
+    printf("nat:         %s\n", verdict);
+    printf("punches:     %" PRIu64 " attempted, %" PRIu64 " succeeded, %" PRIu64 " failed\n",
+           l->punch_attempts, l->punch_ok, l->punch_failed);
+    printf("rung switches: %" PRIu64 "\n", l->rung_switches);
+    printf("relayed for others: %" PRIu64 " frames, %" PRIu64 " bytes, %" PRIu64
+           " refused; sealed frames rejected: %" PRIu64 "\n",
+           l->relay_frames, l->relay_bytes, l->relay_dropped, l->seal_rejected);
+}
+
+/* trace: the path to one peer and the round trip of each hop. */
+static int s_print_trace(const char *cmd, Cohort__Api__Peer **peers, size_t n, const char *name)
+{
+    const Cohort__Api__Peer *p = NULL, *via = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(peers[i]->name, name))
+            p = peers[i];
+    }
+    if (!p)
+        return cohort_cli_fail(COHORT_CLI_EXIT_FAIL, cmd, "no member named '%s'", name);
+    if (p->via && *p->via)
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(peers[i]->name, p->via))
+                via = peers[i];
+    char t1[32], t2[32];
+    printf("%s: %s, link %s%s%s\n", p->name, p->state, p->link, via ? " via " : "",
+           via ? via->name : "");
+    if (p->reason && *p->reason)
+        printf("  not on a higher rung: %s\n", p->reason);
+    if (via) {
+        int64_t hop2 =
+            p->rtt_relayed_us >= 0 && via->rtt_us >= 0 ? p->rtt_relayed_us - via->rtt_us : -1;
+        printf("  hop 1: this node -> %s (relay, %s)  rtt %s\n", via->name, via->link,
+               s_rtt(via->rtt_us, t1));
+        printf("  hop 2: %s -> %s                      rtt %s (end to end %s)\n", via->name,
+               p->name, s_rtt(hop2, t2), s_rtt(p->rtt_relayed_us, t1));
+    } else {
+        printf("  hop 1: this node -> %s (%s)  rtt %s\n", p->name, p->link, s_rtt(p->rtt_us, t1));
+    }
+    return 0;
+}
+
+enum { S_INFO_STATUS, S_INFO_PEERS, S_INFO_NETCHECK, S_INFO_TRACE };
+
+/* status, peers, netcheck and trace share the shape: one request, one
+ * printout. */
+static int s_info(int argc, char **argv, int mode)
+{
+    static const char *const names[] = {"status", "peers", "netcheck", "trace"};
+    bool peers = mode == S_INFO_PEERS || mode == S_INFO_TRACE;
+    s_opts_t o = {.cmd = names[mode],
+                  .usage = mode == S_INFO_TRACE ? "PEER [--api ENDPOINT | -c node.yaml]"
+                                                : "[--json] [--api ENDPOINT | -c node.yaml]"};
+    int rc = s_parse(&o, argc, argv, mode <= S_INFO_PEERS ? O_JSON : 0, 1);
     if (rc)
         return rc;
-    if (o.argc)
+    if (o.argc != (mode == S_INFO_TRACE ? 1 : 0))
         return s_usage(&o);
     cohort_api_client_t *c = NULL;
     if ((rc = s_connect(&o, &c)))
@@ -687,8 +774,12 @@ static int s_info(int argc, char **argv, bool peers)
         rc = cohort_cli_fail(COHORT_CLI_EXIT_FAIL, o.cmd, "the node sent no status");
         goto out;
     }
-    if (!peers)
+    if (mode == S_INFO_STATUS)
         s_print_status(resp->status_info, o.json);
+    else if (mode == S_INFO_NETCHECK)
+        s_print_netcheck(resp->status_info);
+    else if (mode == S_INFO_TRACE)
+        rc = s_print_trace(o.cmd, resp->peers, resp->n_peers, o.argv[0]);
     else
         s_print_peers(resp->peers, resp->n_peers, o.json);
 out:
@@ -700,12 +791,22 @@ out:
 
 static int s_status(int argc, char **argv)
 {
-    return s_info(argc, argv, false);
+    return s_info(argc, argv, S_INFO_STATUS);
 }
 
 static int s_peers(int argc, char **argv)
 {
-    return s_info(argc, argv, true);
+    return s_info(argc, argv, S_INFO_PEERS);
+}
+
+static int s_netcheck(int argc, char **argv)
+{
+    return s_info(argc, argv, S_INFO_NETCHECK);
+}
+
+static int s_trace(int argc, char **argv)
+{
+    return s_info(argc, argv, S_INFO_TRACE);
 }
 
 /* ---- send and pub ---- */
@@ -1107,7 +1208,11 @@ const cohort_cli_cmd_t cohort_cli_node_cmds[] = {
     {NULL, "status", s_status, "[--json] [--api ENDPOINT | -c node.yaml]",
      "the node: cluster, uptime, peers up, drop counters"},
     {NULL, "peers", s_peers, "[--json] [--api ENDPOINT | -c node.yaml]",
-     "every member: state, link, RTT, traffic, unacked, fingerprint"},
+     "every member: state, link rung (and why not higher), RTT, traffic, unacked"},
+    {NULL, "netcheck", s_netcheck, "[--api ENDPOINT | -c node.yaml]",
+     "our public address as rendezvous nodes see it, and whether the NAT keeps ports"},
+    {NULL, "trace", s_trace, "PEER [--api ENDPOINT | -c node.yaml]",
+     "the path to PEER (direct, punched, or via which relay) and each hop's RTT"},
     {NULL, "send", s_send, "NODE [--subject S] [--header K=V]... (DATA | --file F | -)",
      "reliable unicast to NODE; reaches its clients subscribed to the subject"},
     {NULL, "pub", s_pub, "TOPIC [--header K=V]... (DATA | -)",

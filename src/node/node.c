@@ -1014,6 +1014,27 @@ static int s_cmd_status(node_t *self)
     st.services = self->services;
     st.n_subscriptions = self->pattern_count;
     st.subscriptions = self->patterns;
+    Cohort__Api__Links links = COHORT__API__LINKS__INIT;
+    Cohort__Api__Observed obs[2], *obs_p[2];
+    links.punch_port = self->cfg->punch_port;
+    links.punch_attempts = self->punch_attempts;
+    links.punch_ok = self->punch_ok;
+    links.punch_failed = self->punch_failed;
+    links.rung_switches = self->rung_switches;
+    links.relay_frames = self->relay_frames;
+    links.relay_bytes = self->relay_bytes;
+    links.relay_dropped = self->relay_dropped;
+    links.seal_rejected = self->seal_rejected;
+    for (int k = 0; k < 2; k++)
+        if (self->observed_from[k][0]) {
+            cohort__api__observed__init(&obs[links.n_observed]);
+            obs[links.n_observed].rendezvous = self->observed_from[k];
+            obs[links.n_observed].endpoint = self->observed[k];
+            obs_p[links.n_observed] = &obs[links.n_observed];
+            links.n_observed++;
+        }
+    links.observed = obs_p;
+    st.links = &links;
     resp.status_info = &st;
     s_send_response(self, &resp);
     return 0;
@@ -1039,6 +1060,9 @@ static int s_cmd_peers(node_t *self)
                      : p->hello_in ? node_str("connecting")
                                    : node_str("down");
         out->link = node_str(cohort_rung_name(p->ladder.active));
+        out->reason = node_str(p->reason ? p->reason : "");
+        out->via = node_str(p->ladder.active == COHORT_RUNG_RELAYED && p->via ? p->via->name : "");
+        out->rtt_relayed_us = p->rtt_relayed_us;
         out->rtt_us = p->rtt_us;
         out->last_seen_ms = p->last_seen ? now - p->last_seen : -1;
         out->msgs_in = p->msgs_in;
