@@ -398,18 +398,20 @@ static bool s_policy_allows(node_t *self, const char *a, const char *b)
     return true;
 }
 
-static bool s_quota_ok(node_t *self, node_peer_t *from, size_t len)
+static bool s_quota_ok(node_t *self, node_peer_t *from, node_peer_t *to, size_t len)
 {
+    if (!from->quota)
+        from->quota = cohort_calloc(self->peer_count, sizeof *from->quota);
+    node_quota_t *q = &from->quota[to - self->peers];
     int64_t now = node_now();
-    if (now - from->quota_window >= 1000) {
-        from->quota_window = now;
-        from->quota_bytes = from->quota_frames = 0;
+    if (now - q->window >= 1000) {
+        q->window = now;
+        q->bytes = q->frames = 0;
     }
-    if (from->quota_bytes + len > self->cfg->relay_pair_bytes ||
-        from->quota_frames + 1 > self->cfg->relay_pair_msgs)
+    if (q->bytes + len > self->cfg->relay_pair_bytes || q->frames + 1 > self->cfg->relay_pair_msgs)
         return false;
-    from->quota_bytes += len;
-    from->quota_frames++;
+    q->bytes += len;
+    q->frames++;
     return true;
 }
 
@@ -423,7 +425,7 @@ static void s_forward(node_t *self, node_peer_t *from, Cohort__Wire__Relay *r)
         why = "unknown-target";
     else if (!s_policy_allows(self, from->site, to->site))
         why = "policy";
-    else if (!s_quota_ok(self, from, r->sealed.len))
+    else if (!s_quota_ok(self, from, to, r->sealed.len))
         why = "quota";
     if (why) {
         self->relay_dropped++;
@@ -605,6 +607,9 @@ void links_probe_all(node_t *self)
         }
         if (p->via)
             s_probe(self, p, COHORT_RUNG_RELAYED, now);
+        else if (p->ladder.active == COHORT_RUNG_NONE &&
+                 !s_policy_allows(self, self->id->self_member->site, p->site))
+            p->reason = "policy"; /* the roster forbids relaying between our sites */
         s_update(self, p);
     }
 }
@@ -680,6 +685,8 @@ void links_peer_init(node_t *self, node_peer_t *p)
 
 void links_peer_fini(node_peer_t *p)
 {
+    free(p->quota);
+    p->quota = NULL;
     s_punch_close(NULL, p);
     cohort_seal_destroy(&p->seal);
 }

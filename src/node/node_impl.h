@@ -33,6 +33,11 @@
 typedef Cohort__Wire__Envelope node_env_t;
 typedef Cohort__Wire__Message node_msg_t;
 
+typedef struct node_quota {
+    int64_t window; /* start of the current one-second window */
+    uint64_t bytes, frames;
+} node_quota_t;
+
 typedef struct node_peer {
     char *name;
     char *site;
@@ -70,9 +75,9 @@ typedef struct node_peer {
     struct node_peer *via;   /* relay used for this peer, NULL if none */
     cohort_seal_t *seal;     /* end-to-end sealing for relayed frames */
     int64_t rtt_relayed_us;
-    /* relay quotas, when we relay frames from this peer */
-    int64_t quota_window;
-    uint64_t quota_bytes, quota_frames;
+    /* relay quotas, when we relay frames from this peer: one window per
+     * destination peer (indexed like node_t.peers), made on first use */
+    struct node_quota *quota;
 } node_peer_t;
 
 typedef struct {
