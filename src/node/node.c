@@ -454,9 +454,12 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
         cohort_session_ack(p->session, env->ack->stream, env->ack->upto);
         break;
     case COHORT__WIRE__ENVELOPE__BODY_PING: {
-        if (p->hello_in)
+        if (p->hello_in) {
             s_handle_epoch(self, p, env->ping->epoch);
-        else
+            /* After an outage only the dialling side sends a hello; the
+             * other one is back when its pings are. */
+            s_peer_set_up(self, p, true, "ping");
+        } else
             /* A peer we only reach through a relay or a punched link never
              * saw a handshake of ours complete: introduce ourselves. */
             s_send_hello(self, p);
