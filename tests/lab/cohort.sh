@@ -147,3 +147,192 @@ lab_node_stop() {
         return 1
     fi
 }
+
+# ---- links, services and message streams (scenarios 2 to 5) ----
+
+# lab_peer_json NODE PEER: PEER's object from `cohortctl peers --json` on
+# NODE, on one line; fails if NODE does not list PEER.
+lab_peer_json() {
+    ctl "$1" peers --json | tr -d '\n' | sed 's/}[[:space:]]*,[[:space:]]*{/}\n{/g' |
+        grep -E "\"name\"[[:space:]]*:[[:space:]]*\"$2\"([^A-Za-z0-9._-]|$)"
+}
+
+# lab_peer_get NODE PEER FIELD: one string field (state, link, via, reason,
+# roles, ...) of PEER as NODE sees it; empty when the field is empty.
+lab_peer_get() {
+    local obj
+    obj=$(lab_peer_json "$1" "$2") || return 1
+    sed -n "s/.*\"$3\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" <<<"$obj"
+}
+
+# lab_link NODE PEER: "STATE LINK" or "STATE relayed via RELAY", e.g.
+# "up punched", as NODE sees PEER.
+lab_link() {
+    local obj state link via
+    obj=$(lab_peer_json "$1" "$2") || return 1
+    state=$(sed -n 's/.*"state"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$obj")
+    link=$(sed -n 's/.*"link"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$obj")
+    via=$(sed -n 's/.*"via"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$obj")
+    echo "$state $link${via:+ via $via}"
+}
+
+# lab_link_is NODE PEER LINK: NODE shows PEER up over LINK ("direct",
+# "punched", "relayed via r1"; "relayed" alone matches any relay).
+lab_link_is() {
+    local got
+    got=$(lab_link "$1" "$2") || return 1
+    [[ $got == "up $3" || ($3 == relayed && $got == "up relayed via "*) ]]
+}
+
+# lab_links_are A B LINK: both A and B show each other up over LINK.
+lab_links_are() {
+    lab_link_is "$1" "$2" "$3" && lab_link_is "$2" "$1" "$3"
+}
+
+# lab_link_report A B: both sides' view of the pair, with the reason, for
+# failure messages.
+lab_link_report() {
+    local x y
+    for x in "$1" "$2"; do
+        [[ $x == "$1" ]] && y=$2 || y=$1
+        echo "  $x sees $y: $(lab_link "$x" "$y" 2>&1) (why-not-higher: $(lab_peer_get "$x" "$y" reason 2>&1))"
+    done
+}
+
+# lab_netcheck_field NODE WHAT: a line of `cohortctl netcheck` on NODE
+# without its label, e.g. WHAT "nat" gives the verdict.
+lab_netcheck_field() {
+    ctl "$1" netcheck | sed -n "s/^$2:[[:space:]]*//p"
+}
+
+# lab_relayed_frames NODE: how many frames NODE relayed for others.
+lab_relayed_frames() {
+    ctl "$1" netcheck | sed -n 's/^relayed for others: \([0-9]*\) frames.*/\1/p'
+}
+
+# lab_counter NODE NAME: one counter of `cohortctl status --json` on NODE
+# (resent, duplicates_dropped, ...).
+lab_counter() {
+    ctl "$1" status --json | sed -n "s/.*\"$2\"[[:space:]]*:[[:space:]]*\([0-9]*\).*/\1/p"
+}
+
+# lab_serve_echo NODE SERVICE: `cohortctl serve SERVICE --echo` on NODE, in
+# the background until the case ends.
+lab_serve_echo() {
+    lab_spawn "$(lab_node_ns "$1")" "serve-$1-$2" timeout 300 "$COHORTCTL" serve "$2" --echo \
+        -c "$LAB_DIR/nodes/$1/node.yaml"
+}
+
+# lab_echoed NODE SERVICE PAYLOAD: a request from NODE to SERVICE gets
+# PAYLOAD back. Sets LAB_REQ_OUT.
+lab_echoed() {
+    LAB_REQ_OUT=$(ctl "$1" req "$2" "$3" 2>&1) && [[ $LAB_REQ_OUT == "$3" ]]
+}
+
+# lab_request_case FROM TO: TO serves echo-TO; a request from FROM gets its
+# echo (retried up to 15 s while the service becomes known), then a second
+# one at once.
+lab_request_case() {
+    local from=$1 to=$2 payload="ping from $1 to $2"
+    lab_serve_echo "$to" "echo-$to"
+    lab_wait_for 15 lab_echoed "$from" "echo-$to" "$payload" || lab_echoed "$from" "echo-$to" "$payload" ||
+        fail "$from -> service echo-$to on $to: no echo within 15 s; last attempt: $LAB_REQ_OUT"
+    echo "figure: $from -> $to request answered $LAB_WAITED s after the server started"
+    lab_echoed "$from" "echo-$to" "$payload, again" ||
+        fail "$from -> service echo-$to: the second request failed: $LAB_REQ_OUT"
+}
+
+# A stream of numbered unicast messages, each sent by its own `cohortctl
+# send`, checked on the receiver for loss and duplicates:
+#
+#     lab_stream_start a b        # b subscribes to subject "seq"; a sends 1, 2, ...
+#     ...                         # cut links, kill relays
+#     lab_stream_stop a           # a stops sending
+#     lab_stream_check a b 30     # b got each of them exactly once (waits 30 s)
+#
+# lab_stream_start FROM TO COUNT stops by itself after COUNT messages. The
+# sender paces itself (LAB_STREAM_GAP seconds between sends, default 0.02;
+# a send costs about 15 ms here). Started outside a case, the stream runs
+# across cases. lab_stream_start fails if TO's subscription does not show.
+
+# lab_stream_start FROM TO [COUNT]
+lab_stream_start() {
+    local from=$1 to=$2 n=${3:-0}
+    rm -f "$LAB_DIR/stream-stop-$from" "$LAB_DIR/log/stream-sub-$to.log" \
+        "$LAB_DIR/log/stream-send-$from.log"
+    lab_spawn "$(lab_node_ns "$to")" "stream-sub-$to" timeout 300 "$COHORTCTL" sub seq \
+        -c "$LAB_DIR/nodes/$to/node.yaml"
+    # The subscription must be in place before the first message arrives.
+    if ! lab_wait_for 5 grep -q "subscribed to 'seq'" "$LAB_DIR/log/stream-sub-$to.log"; then
+        echo "cohortctl sub on $to did not subscribe within 5 s:" >&2
+        cat "$LAB_DIR/log/stream-sub-$to.log" >&2
+        return 1
+    fi
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    lab_spawn "$(lab_node_ns "$from")" "stream-send-$from" bash -c '
+        i=0
+        while [[ ! -e $5 ]] && (($1 == 0 || i < $1)); do
+            i=$((i + 1))
+            timeout 10 "$COHORTCTL" send "$2" --subject seq "$i" -c "$3" >/dev/null ||
+                echo "send $i failed" >&2
+            sleep "$4"
+        done
+        echo "sent $i"' stream "$n" "$to" "$LAB_DIR/nodes/$from/node.yaml" \
+        "${LAB_STREAM_GAP:-0.02}" "$LAB_DIR/stream-stop-$from"
+}
+
+# lab_stream_stop FROM: the sender stops after the send in progress.
+lab_stream_stop() {
+    touch "$LAB_DIR/stream-stop-$1"
+}
+
+# lab_stream_sent FROM: how many messages the sender has handed to its node
+# (empty until it has finished).
+lab_stream_sent() {
+    local log=$LAB_DIR/log/stream-send-$1.log
+    [[ -f $log ]] && sed -n 's/^sent //p' "$log"
+}
+
+# lab_stream_received FROM TO: how many stream messages TO has delivered.
+lab_stream_received() {
+    grep -c "^seq $1: " "$LAB_DIR/log/stream-sub-$2.log" || true
+}
+
+# lab_stream_check FROM TO SECONDS: waits up to SECONDS for the sender to
+# finish and TO to have received all it sent, then checks that each of
+# 1..SENT arrived exactly once. Prints the figures.
+lab_stream_check() {
+    local from=$1 to=$2 secs=$3 log n got dups missing
+    log=$LAB_DIR/log/stream-sub-$to.log
+    lab_wait_for "$secs" _lab_stream_done "$from" "$to" || true
+    n=$(lab_stream_sent "$from")
+    got=$(lab_stream_received "$from" "$to")
+    [[ -n $n ]] || fail "stream $from -> $to: the sender has not finished after $secs s"
+    echo "figure: stream $from -> $to: $n sent, $got received"
+    ! grep "^send .* failed" "$LAB_DIR/log/stream-send-$from.log" | head -n 5 >&2 ||
+        fail "stream $from -> $to: cohortctl send failed on $from (above)"
+    dups=$(sed -n "s/^seq $from: //p" "$log" | sort -n | uniq -d | head -n 10 | tr '\n' ' ')
+    missing=$(comm -23 <(seq 1 "$n" | sort) <(sed -n "s/^seq $from: //p" "$log" | sort -u) |
+        sort -n | head -n 10 | tr '\n' ' ')
+    if [[ -n $dups || -n $missing ]]; then
+        {
+            echo "  $from: $(ctl "$from" status --json 2>&1)"
+            echo "  $to: $(ctl "$to" status --json 2>&1)"
+            lab_link_report "$from" "$to"
+        } >&2
+    fi
+    [[ -z $dups ]] || fail "stream $from -> $to: duplicates delivered, e.g. $dups"
+    [[ -z $missing ]] || fail "stream $from -> $to: messages lost, e.g. $missing"
+    ((got == n)) || fail "stream $from -> $to: $got deliveries for $n messages"
+}
+
+_lab_stream_done() {
+    local n
+    n=$(lab_stream_sent "$1")
+    [[ -n $n ]] && (($(lab_stream_received "$1" "$2") >= n))
+}
+
+# lab_now: nanoseconds, for figures (lab_secs turns a difference into s).
+lab_now() {
+    date +%s%N
+}

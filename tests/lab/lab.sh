@@ -242,7 +242,7 @@ lab_spawn() {
         ip netns exec "$ns" "$@" </dev/null >>"$log.log" 2>&1 &
         echo "$!" >"$log.pid.tmp" && mv "$log.pid.tmp" "$log.pid"
         rc=0
-        wait "$!" || rc=$?
+        wait "$!" 2>/dev/null || rc=$? # no "Killed" notice from bash
         echo "$rc" >"$log.rc.tmp" && mv "$log.rc.tmp" "$log.rc"
     } &
     LAB_WATCHERS+=("$!")
