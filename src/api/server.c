@@ -41,6 +41,8 @@
 #define S_SNDHWM_MIN 100
 #define S_SNDHWM_MAX 10000
 #define S_DRAIN_BUDGET 256
+#define S_BACKLOG_BYTES (64u << 20)
+#define S_BACKLOG_MS 10
 #define S_MAX_CALLS 65536
 #define S_MAX_HELD 65536
 #define S_MAX_PARKED 1024
@@ -63,6 +65,11 @@ typedef struct {
     size_t calls; /* Calls awaiting their reply */
     size_t held;  /* requests delivered to it, not answered yet */
     bool gone;    /* a send found it unreachable; dropped at the next sweep */
+    /* Messages its socket had no room for, oldest first (zframe_t *): kept
+     * in order and retried, because the node already acknowledged them to
+     * their senders; only past S_BACKLOG_BYTES are they dropped. */
+    zlistx_t *backlog;
+    size_t backlog_bytes;
 } s_client_t;
 
 /* A node-level subscription or service made for clients. */
@@ -109,7 +116,7 @@ struct cohort_api_server {
     cohort_t *node;
     zloop_t *loop;
     zmq_pollitem_t node_item;
-    int heartbeat_timer, retry_timer;
+    int heartbeat_timer, retry_timer, backlog_timer;
     s_client_t **clients;
     size_t client_count;
     zhashx_t *sub_refs, *serve_refs; /* pattern / service -> s_ref_t */
@@ -332,6 +339,7 @@ static void s_client_drop(cohort_api_server_t *self, s_client_t *c, const char *
     }
     free(c->patterns);
     free(c->services);
+    zlistx_destroy(&c->backlog);
     zlistx_t *doomed = zlistx_new(); /* key copies */
     zlistx_set_destructor(doomed, s_plain_free);
     for (s_held_t *h = zhashx_first(self->held); h; h = zhashx_next(self->held))
@@ -382,6 +390,59 @@ static void s_sweep(cohort_api_server_t *self)
 /* Sends one ApiMessage to the client with routing id rid. Returns 0, or -1
  * when it could not be sent: the client is gone (its record is marked for
  * the next sweep) or its queue is full (counted). */
+/* Sends one packed message; -1 with errno EAGAIN when the client's queue is
+ * full, EHOSTUNREACH when it is gone. */
+static int s_send_raw(void *sock, const uint8_t *rid, size_t rid_len, const uint8_t *buf,
+                      size_t len)
+{
+    if (zmq_send(sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -1;
+    /* ROUTER takes the rest once the id is in */
+    return zmq_send(sock, buf, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
+static void s_backlog_add(cohort_api_server_t *self, s_client_t *c, const uint8_t *buf, size_t len)
+{
+    if (c->backlog_bytes + len > S_BACKLOG_BYTES) {
+        self->stats.client_dropped++;
+        return;
+    }
+    if (!c->backlog) {
+        c->backlog = zlistx_new();
+        zlistx_set_destructor(c->backlog, (czmq_destructor *)zframe_destroy);
+    }
+    zlistx_add_end(c->backlog, zframe_new(buf, len));
+    c->backlog_bytes += len;
+}
+
+/* Sends what a client's backlog holds, in order, until its socket is full. */
+static void s_backlog_drain(cohort_api_server_t *self, s_client_t *c)
+{
+    void *sock = zsock_resolve(self->sock);
+    zframe_t *f;
+    while (c->backlog && (f = zlistx_first(c->backlog))) {
+        if (s_send_raw(sock, c->rid, c->rid_len, zframe_data(f), zframe_size(f)) < 0) {
+            if (zmq_errno() == EHOSTUNREACH)
+                c->gone = true;
+            return;
+        }
+        c->backlog_bytes -= zframe_size(f);
+        zlistx_delete(c->backlog, zlistx_cursor(c->backlog));
+    }
+}
+
+static int s_on_backlog(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    cohort_api_server_t *self = arg;
+    for (size_t i = 0; i < self->client_count; i++)
+        if (self->clients[i]->backlog_bytes ||
+            (self->clients[i]->backlog && zlistx_size(self->clients[i]->backlog)))
+            s_backlog_drain(self, self->clients[i]);
+    return 0;
+}
+
 static int s_send(cohort_api_server_t *self, const uint8_t *rid, size_t rid_len, const s_out_t *msg)
 {
     size_t len = cohort__api__api_message__get_packed_size(msg);
@@ -389,19 +450,21 @@ static int s_send(cohort_api_server_t *self, const uint8_t *rid, size_t rid_len,
     uint8_t *buf = len <= sizeof stack ? stack : cohort_malloc(len);
     cohort__api__api_message__pack(msg, buf);
     void *sock = zsock_resolve(self->sock);
+    s_client_t *c = s_client_find(self, rid, rid_len);
     int rc = 0;
-    if (zmq_send(sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    if (c && c->backlog && zlistx_size(c->backlog)) {
+        s_backlog_add(self, c, buf, len); /* behind what waits: order is kept */
+    } else if (s_send_raw(sock, rid, rid_len, buf, len) < 0) {
         if (zmq_errno() == EHOSTUNREACH) {
-            s_client_t *c = s_client_find(self, rid, rid_len);
             if (c)
                 c->gone = true;
+            rc = -1;
+        } else if (c) {
+            s_backlog_add(self, c, buf, len);
         } else {
-            self->stats.client_dropped++;
+            self->stats.client_dropped++; /* a one-shot client that does not read */
+            rc = -1;
         }
-        rc = -1;
-    } else if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) < 0) {
-        self->stats.client_dropped++; /* not seen: ROUTER takes the rest once the id is in */
-        rc = -1;
     }
     if (buf != stack)
         free(buf);
@@ -1209,7 +1272,7 @@ int cohort_api_server_open(const cohort_config_t *cfg, const cohort_api_limits_t
         self->limits.max_patterns = COHORT_API_MAX_PATTERNS;
     if (self->limits.heartbeat_ms <= 0)
         self->limits.heartbeat_ms = COHORT_API_HEARTBEAT_MS;
-    self->heartbeat_timer = self->retry_timer = -1;
+    self->heartbeat_timer = self->retry_timer = self->backlog_timer = -1;
     self->sub_refs = zhashx_new();
     self->serve_refs = zhashx_new();
     self->calls = zhashx_new();
@@ -1261,6 +1324,7 @@ void cohort_api_server_attach(cohort_api_server_t *self, cohort_t *node, zloop_t
     zloop_poller(loop, &self->node_item, s_on_node, self);
     self->heartbeat_timer =
         zloop_timer(loop, (size_t)self->limits.heartbeat_ms, 0, s_on_heartbeat, self);
+    self->backlog_timer = zloop_timer(loop, S_BACKLOG_MS, 0, s_on_backlog, self);
     COHORT_LOG(COHORT_LOG_INFO, "api.listening endpoint=%s", self->endpoint);
     s_drain_node(self); /* the edge may have passed before we listened */
 }
@@ -1275,6 +1339,8 @@ void cohort_api_server_destroy(cohort_api_server_t **self_p)
         zloop_poller_end(self->loop, &self->node_item);
         if (self->heartbeat_timer >= 0)
             zloop_timer_end(self->loop, self->heartbeat_timer);
+        if (self->backlog_timer >= 0)
+            zloop_timer_end(self->loop, self->backlog_timer);
         if (self->retry_timer >= 0)
             zloop_timer_end(self->loop, self->retry_timer);
     }

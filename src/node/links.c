@@ -121,7 +121,12 @@ int links_transmit_on(node_t *self, node_peer_t *p, cohort_rung_t rung, node_pee
         rc = s_send_punched(p, buf, len);
         break;
     case COHORT_RUNG_RELAYED:
-        return s_send_relayed(self, p, via ? via : p->via, buf, len);
+        /* the relay's own counters are bumped in s_send_to_relay */
+        if (s_send_relayed(self, p, via ? via : p->via, buf, len) < 0)
+            return -1;
+        p->msgs_out++;
+        p->bytes_out += len;
+        return 0;
     case COHORT_RUNG_NONE:
         break;
     }
@@ -163,7 +168,7 @@ static void s_punch_close(node_t *self, node_peer_t *p)
     zmq_close(p->punch);
     zmq_close(p->punch_mon);
     p->punch = p->punch_mon = NULL;
-    p->punch_up = false;
+    p->punch_up = p->punch_was_up = false;
     cohort_ladder_lost(&p->ladder, COHORT_RUNG_PUNCHED);
 }
 
@@ -266,6 +271,7 @@ static int s_on_punch_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     while (p && s_read_event(p->punch_mon, &ev) == 0) {
         if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !p->punch_up) {
             p->punch_up = true;
+            p->punch_was_up = true;
             self->punch_ok++;
             COHORT_LOG(COHORT_LOG_INFO, "punch.ok peer=%s", p->name);
         } else if (ev == ZMQ_EVENT_DISCONNECTED && p->punch_up) {
@@ -630,10 +636,15 @@ void links_tick(node_t *self)
     for (size_t i = 0; i < self->peer_count; i++) {
         node_peer_t *p = &self->peers[i];
         if (p->punch && !p->punch_up && now >= p->punch_deadline) {
+            bool lost = p->punch_was_up; /* worked, then died: not a failed punch */
             s_punch_close(self, p);
-            self->punch_failed++;
-            p->reason = "punch-failed";
-            COHORT_LOG(COHORT_LOG_INFO, "punch.failed peer=%s", p->name);
+            if (lost) {
+                p->reason = "punch-lost";
+            } else {
+                self->punch_failed++;
+                p->reason = "punch-failed";
+                COHORT_LOG(COHORT_LOG_INFO, "punch.failed peer=%s", p->name);
+            }
         }
         bool direct =
             cohort_ladder_working(&p->ladder, COHORT_RUNG_DIRECT, now, self->cfg->probe_timeout_ms);

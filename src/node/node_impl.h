@@ -67,6 +67,7 @@ typedef struct node_peer {
     void *punch;        /* punched link socket, NULL if none */
     void *punch_mon;
     bool punch_up;
+    bool punch_was_up;       /* this punch socket completed a handshake once */
     int64_t punch_deadline;  /* attempt gives up at this time */
     int64_t next_punch;      /* next attempt not before */
     int64_t direct_deadline; /* when direct is declared failed */
