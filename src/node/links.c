@@ -246,29 +246,13 @@ static int s_on_punch_frame(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     return 0;
 }
 
-static int s_read_event(void *sock, uint16_t *event)
-{
-    zmq_msg_t head, addr;
-    zmq_msg_init(&head);
-    if (zmq_msg_recv(&head, sock, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&head);
-        return -1;
-    }
-    memcpy(event, zmq_msg_data(&head), sizeof *event);
-    zmq_msg_close(&head);
-    zmq_msg_init(&addr);
-    zmq_msg_recv(&addr, sock, ZMQ_DONTWAIT);
-    zmq_msg_close(&addr);
-    return 0;
-}
-
 static int s_on_punch_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     node_t *self = arg;
     node_peer_t *p = s_peer_by_socket(self, item->socket, true);
     uint16_t ev;
-    while (p && s_read_event(p->punch_mon, &ev) == 0) {
+    while (p && node_read_monitor(p->punch_mon, &ev, NULL) == 0) {
         if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !p->punch_up) {
             p->punch_up = true;
             p->punch_was_up = true;

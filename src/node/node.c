@@ -619,7 +619,7 @@ static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 }
 
 /* Monitor events carry a 6-byte header (event id, value) and an endpoint. */
-static int s_read_monitor_value(void *sock, uint16_t *event, uint32_t *value)
+int node_read_monitor(void *sock, uint16_t *event, uint32_t *value)
 {
     zmq_msg_t head, addr;
     zmq_msg_init(&head);
@@ -637,11 +637,6 @@ static int s_read_monitor_value(void *sock, uint16_t *event, uint32_t *value)
     return 0;
 }
 
-static int s_read_monitor(void *sock, uint16_t *event)
-{
-    return s_read_monitor_value(sock, event, NULL);
-}
-
 static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
@@ -651,7 +646,7 @@ static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         if (p->monitor != item->socket)
             continue;
         uint16_t ev;
-        while (s_read_monitor(p->monitor, &ev) == 0) {
+        while (node_read_monitor(p->monitor, &ev, NULL) == 0) {
             if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
                 p->dealer_up = true;
                 COHORT_LOG(COHORT_LOG_DEBUG, "link.up peer=%s rung=direct", p->name);
@@ -687,7 +682,7 @@ static int s_on_router_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     node_t *self = arg;
     uint16_t ev;
     uint32_t fd = 0;
-    while (s_read_monitor_value(self->router_mon, &ev, &fd) == 0) {
+    while (node_read_monitor(self->router_mon, &ev, &fd) == 0) {
         switch (ev) {
         case ZMQ_EVENT_ACCEPTED:
             if (self->unhandshaken_count < sizeof self->unhandshaken / sizeof *self->unhandshaken)

@@ -150,6 +150,9 @@ void node_emit_data(void *arg, uint64_t stream, uint64_t seq, const uint8_t *bod
 /* Receives one single-frame message into body (always initialised; the
  * caller closes it); extra frames are drained and counted. -1: none. */
 int node_recv_one(node_t *self, void *sock, zmq_msg_t *body);
+/* Reads one socket-monitor event (id, and its value if value is non-NULL:
+ * an fd for connection events). -1 when none waits. */
+int node_read_monitor(void *sock, uint16_t *event, uint32_t *value);
 /* Decodes and handles one frame from authenticated peer p, arrived on path. */
 void node_process_frame(node_t *self, node_peer_t *p, zmq_msg_t *body, cohort_rung_t path,
                         node_peer_t *via);

@@ -336,3 +336,13 @@ _lab_stream_done() {
 lab_now() {
     date +%s%N
 }
+
+# Enters the lab sandbox (see lab_enter) and checks that the programs under
+# test are built: the common start of every cohort scenario.
+lab_cohort_enter() {
+    lab_enter "$@"
+    local prog
+    for prog in "$COHORTCTL" "$COHORTD"; do
+        [[ -x $prog ]] || lab_die "$prog: not built (set COHORTCTL / COHORTD or build first)"
+    done
+}

@@ -21,10 +21,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
 # shellcheck source=tests/lab/cohort.sh
 source "$(dirname "${BASH_SOURCE[0]}")/cohort.sh"
-lab_enter "$@"
-for prog in "$COHORTCTL" "$COHORTD"; do
-    [[ -x $prog ]] || lab_die "$prog: not built (set COHORTCTL / COHORTD or build first)"
-done
+lab_cohort_enter "$@"
 
 # Daemons run across cases: no conntrack flush between them (it would cut
 # the live links, the punched one included).

@@ -20,10 +20,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
 # shellcheck source=tests/lab/cohort.sh
 source "$(dirname "${BASH_SOURCE[0]}")/cohort.sh"
-lab_enter "$@"
-for prog in "$COHORTCTL" "$COHORTD"; do
-    [[ -x $prog ]] || lab_die "$prog: not built (set COHORTCTL / COHORTD or build first)"
-done
+lab_cohort_enter "$@"
 if ! command -v danted >/dev/null 2>&1; then
     echo "lab: error: missing danted (install with: deploy/deps.sh test)" >&2
     exit 1
