@@ -1,5 +1,5 @@
 /*
- * cmd_node: `cohortctl status|peers|send|pub|sub|req|serve|events`: what an
+ * cmd_node: `cohortctl status|peers|send|stream|pub|sub|req|serve|events`: what an
  * operator does with a running node, through its local API
  * (proto/api.proto, client in api/client.h).
  *
@@ -50,6 +50,8 @@ enum {
     O_RAW = 1 << 6,
     O_ECHO = 1 << 7,
     O_EXEC = 1 << 8,
+    O_RATE = 1 << 9,
+    O_SIZE = 1 << 10,
 };
 
 typedef struct {
@@ -61,6 +63,8 @@ typedef struct {
     char *hkeys[S_MAX_HEADERS], *hvalues[S_MAX_HEADERS];
     size_t header_count;
     long count;      /* 0: unbounded */
+    long rate;       /* stream: messages per second, 0: as fast as the node takes them */
+    long size;       /* stream: payload bytes, 0: just the number */
     long timeout_ms; /* -1: not given */
     int argc;        /* positional arguments */
     char **argv;
@@ -139,13 +143,16 @@ static int s_parse(s_opts_t *o, int argc, char **argv, unsigned allowed, long ti
                                          {"raw", no_argument, NULL, 'r'},
                                          {"echo", no_argument, NULL, 'e'},
                                          {"exec", required_argument, NULL, 'x'},
+                                         {"rate", required_argument, NULL, 'R'},
+                                         {"size", required_argument, NULL, 'S'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     static const struct {
         int c;
         unsigned bit;
-    } bits[] = {{'j', O_JSON},    {'s', O_SUBJECT}, {'H', O_HEADER}, {'f', O_FILE}, {'n', O_COUNT},
-                {'t', O_TIMEOUT}, {'r', O_RAW},     {'e', O_ECHO},   {'x', O_EXEC}};
+    } bits[] = {{'j', O_JSON},  {'s', O_SUBJECT}, {'H', O_HEADER}, {'f', O_FILE},
+                {'n', O_COUNT}, {'t', O_TIMEOUT}, {'r', O_RAW},    {'e', O_ECHO},
+                {'x', O_EXEC},  {'R', O_RATE},    {'S', O_SIZE}};
     o->timeout_ms = -1;
     opterr = 0;
     int c;
@@ -191,6 +198,14 @@ static int s_parse(s_opts_t *o, int argc, char **argv, unsigned allowed, long ti
             break;
         case 't':
             if (s_duration(o, optarg, timeout_unit_ms, &o->timeout_ms) < 0)
+                return COHORT_CLI_EXIT_USAGE;
+            break;
+        case 'R':
+            if (cohort_cli_int(o->cmd, "--rate", optarg, 1, 10000000L, &o->rate) < 0)
+                return COHORT_CLI_EXIT_USAGE;
+            break;
+        case 'S':
+            if (cohort_cli_int(o->cmd, "--size", optarg, 1, S_MAX_DATA, &o->size) < 0)
                 return COHORT_CLI_EXIT_USAGE;
             break;
         case 'r':
@@ -882,6 +897,89 @@ static int s_pub(int argc, char **argv)
     return s_send_or_pub(argc, argv, true);
 }
 
+/* ---- stream ---- */
+
+/* Sends numbered reliable unicasts 1, 2, ... over one API connection: the
+ * load for checking a link (the receiver sees each number exactly once, in
+ * order) and for measuring it. Each send waits up to --timeout for room in
+ * the node's queue, so a slow link slows the stream instead of failing it. */
+static int s_stream(int argc, char **argv)
+{
+    s_opts_t o = {.cmd = "stream",
+                  .usage = "NODE [--count N] [--rate PER_SECOND] [--size BYTES] [--subject S] "
+                           "[--timeout S] [--api ENDPOINT | -c FILE]"};
+    int rc = s_parse(&o, argc, argv, O_COUNT | O_RATE | O_SIZE | O_SUBJECT | O_TIMEOUT, 1000);
+    if (rc)
+        return rc;
+    if (o.argc != 1)
+        return s_usage(&o);
+    s_signals();
+    cohort_api_client_t *c = NULL;
+    if ((rc = s_connect(&o, &c)))
+        return rc;
+    /* A signal stops the stream between two sends, never inside one: the
+     * count printed is exactly what the node took. */
+    cohort_api_client_set_interrupt(c, NULL);
+    long timeout = o.timeout_ms > 0 ? o.timeout_ms : 30000;
+    size_t cap = (size_t)(o.size > 32 ? o.size : 32);
+    char *data = cohort_malloc(cap + 1);
+    int64_t start = zclock_usecs(), last_report = start;
+    long sent = 0;
+    while (!s_stop && (!o.count || sent < o.count)) {
+        if (o.rate) {
+            int64_t due = start + (int64_t)((double)sent * 1e6 / (double)o.rate);
+            int64_t ahead = due - zclock_usecs();
+            if (ahead > 0) {
+                zclock_sleep((int)((ahead + 999) / 1000));
+                continue; /* re-check s_stop */
+            }
+        }
+        int n = snprintf(data, cap + 1, "%ld", sent + 1);
+        size_t len = (size_t)n;
+        if (o.size > n) {
+            memset(data + n, '.', (size_t)o.size - (size_t)n);
+            len = (size_t)o.size;
+        }
+        s_msg_t msg;
+        s_msg(&msg, &o, o.subject ? o.subject : S_DEFAULT_SUBJECT, data, len);
+        s_req_t req = COHORT__API__API_REQUEST__INIT;
+        Cohort__Api__Send send = COHORT__API__SEND__INIT;
+        send.node = o.argv[0];
+        send.message = &msg.m;
+        send.timeout_ms = (uint32_t)timeout;
+        req.op_case = COHORT__API__API_REQUEST__OP_SEND;
+        req.send = &send;
+        Cohort__Api__Response *resp = NULL;
+        cohort_err_t err;
+        if (cohort_api_client_request(c, &req, S_REPLY_MS + (int)timeout, &resp, &err) < 0) {
+            rc = cohort_cli_fail(COHORT_CLI_EXIT_FAIL, o.cmd, "message %ld: %s", sent + 1,
+                                 cohort_err_text(&err));
+            break;
+        }
+        if (resp->status != COHORT__API__CODE__OK) {
+            rc = cohort_cli_fail(COHORT_CLI_EXIT_FAIL, o.cmd, "message %ld not sent: %s", sent + 1,
+                                 resp->error && resp->error[0]
+                                     ? resp->error
+                                     : cohort_status_name((cohort_status_t)resp->status));
+            cohort__api__response__free_unpacked(resp, NULL);
+            break;
+        }
+        cohort__api__response__free_unpacked(resp, NULL);
+        sent++;
+        int64_t now = zclock_usecs();
+        if (now - last_report >= 1000000) {
+            fprintf(stderr, "cohortctl: stream: %ld sent\n", sent);
+            last_report = now;
+        }
+    }
+    double secs = (double)(zclock_usecs() - start) / 1e6;
+    printf("sent %ld in %.3f s (%.0f msg/s)\n", sent, secs, secs > 0 ? (double)sent / secs : 0.0);
+    fflush(stdout);
+    free(data);
+    cohort_api_client_destroy(&c);
+    return rc;
+}
+
 /* ---- sub and events ---- */
 
 static int s_simple_op(const s_opts_t *o, cohort_api_client_t *c, s_req_t *req)
@@ -1215,6 +1313,8 @@ const cohort_cli_cmd_t cohort_cli_node_cmds[] = {
      "the path to PEER (direct, punched, or via which relay) and each hop's RTT"},
     {NULL, "send", s_send, "NODE [--subject S] [--header K=V]... (DATA | --file F | -)",
      "reliable unicast to NODE; reaches its clients subscribed to the subject"},
+    {NULL, "stream", s_stream, "NODE [--count N] [--rate PER_SECOND] [--size BYTES]",
+     "send numbered reliable messages 1, 2, ... to NODE (a load to check or measure a link)"},
     {NULL, "pub", s_pub, "TOPIC [--header K=V]... (DATA | -)",
      "publish to every node subscribed to TOPIC"},
     {NULL, "sub", s_sub, "PATTERN... [--count N] [--timeout S] [--raw]",

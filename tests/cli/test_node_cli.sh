@@ -274,6 +274,26 @@ unicast_reaches_a_subscriber_of_its_subject() {
     expect_ok -- ctl alpha send beta --subject nobody.wants it
 }
 
+stream_delivers_every_number_once_in_order() {
+    trap bg_cleanup EXIT
+    ctl beta sub seq --count 3000 --timeout 60 >sub.out 2>sub.err &
+    local sub=$!
+    wait_for sub.err "subscribed to 'seq'"
+    expect_ok "^sent 3000 in [0-9.]+ s \([0-9]+ msg/s\)$" -- ctl alpha stream beta --subject seq --count 3000
+    local rc=0
+    wait "$sub" || rc=$?
+    [[ $rc == 0 ]] || fail "sub exited $rc: $(cat sub.err)"
+    assert_eq "deliveries in order" "$(seq 1 3000 | sed 's/^/seq alpha: /')" "$(cat sub.out)"
+    # --size pads the number; --rate paces: 20 at 100/s take about 0.2 s
+    local t0=$EPOCHREALTIME
+    expect_ok "^sent 20 in" -- ctl alpha stream beta --subject pad --count 20 --rate 100 --size 64
+    awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { exit !(b - a >= 0.18) }' ||
+        fail "--rate 100 sent 20 messages in less than 0.18 s"
+    expect_fail 1 "message 1 not sent: unknown node 'zeta'" -- ctl alpha stream zeta --count 1
+    expect_fail 2 "--rate" -- ctl alpha stream beta --rate 0
+    expect_fail 2 "usage: cohortctl stream NODE" -- ctl alpha stream
+}
+
 sub_receives_a_publish() {
     trap bg_cleanup EXIT
     ctl beta sub 'orders.>' --count 1 --timeout 10 >sub.out 2>sub.err &
@@ -394,6 +414,7 @@ run_case startup_line_names_the_node
 run_case status_and_peers_describe_the_cluster
 run_case api_socket_is_0660
 run_case unicast_reaches_a_subscriber_of_its_subject
+run_case stream_delivers_every_number_once_in_order
 run_case sub_receives_a_publish
 run_case req_is_answered_by_serve
 run_case sighup_reports_what_changed

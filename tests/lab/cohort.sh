@@ -242,24 +242,29 @@ lab_request_case() {
         fail "$from -> service echo-$to: the second request failed: $LAB_REQ_OUT"
 }
 
-# A stream of numbered unicast messages, each sent by its own `cohortctl
-# send`, checked on the receiver for loss and duplicates:
+# A stream of numbered reliable unicasts (`cohortctl stream`: one API
+# connection, thousands of messages), checked on the receiver for loss,
+# duplicates and order:
 #
 #     lab_stream_start a b        # b subscribes to subject "seq"; a sends 1, 2, ...
 #     ...                         # cut links, kill relays
-#     lab_stream_stop a           # a stops sending
-#     lab_stream_check a b 30     # b got each of them exactly once (waits 30 s)
+#     lab_stream_stop a           # a stops sending (between two sends)
+#     lab_stream_check a b 30     # b got each of them exactly once, in order
 #
-# lab_stream_start FROM TO COUNT stops by itself after COUNT messages. The
-# sender paces itself (LAB_STREAM_GAP seconds between sends, default 0.02;
-# a send costs about 15 ms here). Started outside a case, the stream runs
-# across cases. lab_stream_start fails if TO's subscription does not show.
+# lab_stream_start FROM TO [COUNT [RATE]] stops by itself after COUNT
+# messages (0: until lab_stream_stop). RATE is messages per second (default
+# LAB_STREAM_RATE, 400); 0 sends as fast as the node takes them, and then
+# lab_stream_check prints messages per second. Started outside a case, the
+# stream runs across cases. lab_stream_start fails if TO's subscription does
+# not show.
 
-# lab_stream_start FROM TO [COUNT]
+# lab_stream_start FROM TO [COUNT [RATE]]
 lab_stream_start() {
-    local from=$1 to=$2 n=${3:-0}
-    rm -f "$LAB_DIR/stream-stop-$from" "$LAB_DIR/log/stream-sub-$to.log" \
-        "$LAB_DIR/log/stream-send-$from.log"
+    local from=$1 to=$2 n=${3:-0} rate=${4:-${LAB_STREAM_RATE:-400}}
+    local args=(--subject seq -c "$LAB_DIR/nodes/$from/node.yaml")
+    ((n == 0)) || args+=(--count "$n")
+    ((rate == 0)) || args+=(--rate "$rate")
+    rm -f "$LAB_DIR/log/stream-sub-$to.log" "$LAB_DIR/log/stream-send-$from.log"
     lab_spawn "$(lab_node_ns "$to")" "stream-sub-$to" timeout 300 "$COHORTCTL" sub seq \
         -c "$LAB_DIR/nodes/$to/node.yaml"
     # The subscription must be in place before the first message arrives.
@@ -268,29 +273,23 @@ lab_stream_start() {
         cat "$LAB_DIR/log/stream-sub-$to.log" >&2
         return 1
     fi
-    # shellcheck disable=SC2016 # expanded by the inner shell
-    lab_spawn "$(lab_node_ns "$from")" "stream-send-$from" bash -c '
-        i=0
-        while [[ ! -e $5 ]] && (($1 == 0 || i < $1)); do
-            i=$((i + 1))
-            timeout 10 "$COHORTCTL" send "$2" --subject seq "$i" -c "$3" >/dev/null ||
-                echo "send $i failed" >&2
-            sleep "$4"
-        done
-        echo "sent $i"' stream "$n" "$to" "$LAB_DIR/nodes/$from/node.yaml" \
-        "${LAB_STREAM_GAP:-0.02}" "$LAB_DIR/stream-stop-$from"
+    echo "$rate $(lab_now)" >"$LAB_DIR/stream-$from"
+    lab_spawn "$(lab_node_ns "$from")" "stream-send-$from" timeout 300 "$COHORTCTL" stream "$to" \
+        "${args[@]}"
 }
 
 # lab_stream_stop FROM: the sender stops after the send in progress.
 lab_stream_stop() {
-    touch "$LAB_DIR/stream-stop-$1"
+    local pid
+    pid=$(cat "$LAB_DIR/log/stream-send-$1.pid" 2>/dev/null) && kill -INT "$pid" 2>/dev/null
+    return 0
 }
 
 # lab_stream_sent FROM: how many messages the sender has handed to its node
 # (empty until it has finished).
 lab_stream_sent() {
     local log=$LAB_DIR/log/stream-send-$1.log
-    [[ -f $log ]] && sed -n 's/^sent //p' "$log"
+    [[ -f $log ]] && sed -n 's/^sent \([0-9]*\) .*/\1/p' "$log"
 }
 
 # lab_stream_received FROM TO: how many stream messages TO has delivered.
@@ -298,23 +297,32 @@ lab_stream_received() {
     grep -c "^seq $1: " "$LAB_DIR/log/stream-sub-$2.log" || true
 }
 
-# lab_stream_check FROM TO SECONDS: waits up to SECONDS for the sender to
-# finish and TO to have received all it sent, then checks that each of
-# 1..SENT arrived exactly once. Prints the figures.
+# lab_stream_check FROM TO SECONDS [RUNG]: waits up to SECONDS for the sender
+# to finish and TO to have received all it sent, then checks that each of
+# 1..SENT arrived exactly once and in order. Prints the figures (messages
+# per second on RUNG when the stream was unpaced).
 lab_stream_check() {
-    local from=$1 to=$2 secs=$3 log n got dups missing
+    local from=$1 to=$2 secs=$3 rung=${4:-} log n got dups missing disorder rate t0 t1
     log=$LAB_DIR/log/stream-sub-$to.log
     lab_wait_for "$secs" _lab_stream_done "$from" "$to" || true
+    t1=$(lab_now)
+    read -r rate t0 <"$LAB_DIR/stream-$from"
     n=$(lab_stream_sent "$from")
     got=$(lab_stream_received "$from" "$to")
     [[ -n $n ]] || fail "stream $from -> $to: the sender has not finished after $secs s"
     echo "figure: stream $from -> $to: $n sent, $got received"
-    ! grep "^send .* failed" "$LAB_DIR/log/stream-send-$from.log" | head -n 5 >&2 ||
-        fail "stream $from -> $to: cohortctl send failed on $from (above)"
+    if ((rate == 0 && got == n && n > 0)); then
+        echo "figure: stream $from -> $to${rung:+ ($rung)}: $(awk -v n="$n" -v ns=$((t1 - t0)) \
+            'BEGIN { printf "%.0f msg/s (%d in %.2f s, send to last delivery)", n / (ns / 1e9), n, ns / 1e9 }')"
+    fi
+    ! grep "cohortctl: stream: message" "$LAB_DIR/log/stream-send-$from.log" | head -n 5 >&2 ||
+        fail "stream $from -> $to: cohortctl stream failed on $from (above)"
     dups=$(sed -n "s/^seq $from: //p" "$log" | sort -n | uniq -d | head -n 10 | tr '\n' ' ')
     missing=$(comm -23 <(seq 1 "$n" | sort) <(sed -n "s/^seq $from: //p" "$log" | sort -u) |
         sort -n | head -n 10 | tr '\n' ' ')
-    if [[ -n $dups || -n $missing ]]; then
+    disorder=$(sed -n "s/^seq $from: //p" "$log" |
+        awk '$1 <= last { print last " then " $1; n++ } { last = $1 } n == 3 { exit }' | tr '\n' ' ')
+    if [[ -n $dups || -n $missing || -n $disorder ]]; then
         {
             echo "  $from: $(ctl "$from" status --json 2>&1)"
             echo "  $to: $(ctl "$to" status --json 2>&1)"
@@ -323,6 +331,7 @@ lab_stream_check() {
     fi
     [[ -z $dups ]] || fail "stream $from -> $to: duplicates delivered, e.g. $dups"
     [[ -z $missing ]] || fail "stream $from -> $to: messages lost, e.g. $missing"
+    [[ -z $disorder ]] || fail "stream $from -> $to: delivered out of order: $disorder"
     ((got == n)) || fail "stream $from -> $to: $got deliveries for $n messages"
 }
 

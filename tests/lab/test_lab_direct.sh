@@ -143,6 +143,13 @@ request_a_to_p() {
     request_case a p
 }
 
+unicast_both_ways() {
+    lab_stream_start a p 3000 0
+    lab_stream_check a p 30 direct
+    lab_stream_start p a 3000 0
+    lab_stream_check p a 30 direct
+}
+
 still_direct_after_traffic() {
     peer_is p a up direct || fail "p: a is no longer up over direct:
 $(peer_row p a)"
@@ -168,7 +175,8 @@ if ((LAB_FAILED)); then
     echo "the other cases need the link: not run"
     finish
 fi
-for c in one_connection_from_a_to_p request_p_to_a request_a_to_p still_direct_after_traffic \
+for c in one_connection_from_a_to_p request_p_to_a request_a_to_p unicast_both_ways \
+    still_direct_after_traffic \
     daemons_leave_gracefully; do
     run_case "$c"
     ((LAB_FAILED == 0)) || show_logs

@@ -128,6 +128,9 @@ stream_lost_and_duplicated_nothing() {
     before=$(lab_stream_received a b)
     lab_wait_for 10 _received_at_least $((before + 20)) ||
         fail "back on punched, b received $(($(lab_stream_received a b) - before)) stream messages in 10 s"
+    # thousands in all
+    lab_wait_for 20 _received_at_least 5000 ||
+        fail "b received only $(lab_stream_received a b) stream messages"
     lab_stream_stop a
     lab_stream_check a b 30
     echo "figure: a resent $(lab_counter a resent) messages; b dropped $(lab_counter b duplicates_dropped) duplicates"
@@ -140,7 +143,7 @@ if ((LAB_FAILED)); then
     finish
 fi
 # The stream runs across the next cases (started here, outside any case).
-if ! lab_stream_start a b; then
+if ! lab_stream_start a b 0 1000; then
     show_logs
     echo "no stream: the other cases are not run"
     LAB_FAILED=$((LAB_FAILED + 1)) LAB_FAILED_NAMES+=(stream_start)

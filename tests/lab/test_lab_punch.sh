@@ -124,10 +124,10 @@ request_b_to_a() {
 }
 
 unicast_both_ways() {
-    lab_stream_start a b 20
-    lab_stream_check a b 15
-    lab_stream_start b a 20
-    lab_stream_check b a 15
+    lab_stream_start a b 3000 0
+    lab_stream_check a b 30 punched
+    lab_stream_start b a 3000 0
+    lab_stream_check b a 30 punched
 }
 
 still_punched_after_traffic() {

@@ -119,10 +119,10 @@ sym_cone_punch_fails() {
 sym_cone_messages_both_ways() {
     lab_request_case a b
     lab_request_case b a
-    lab_stream_start a b 20
-    lab_stream_check a b 15
-    lab_stream_start b a 20
-    lab_stream_check b a 15
+    lab_stream_start a b 3000 0
+    lab_stream_check a b 30 relayed
+    lab_stream_start b a 3000 0
+    lab_stream_check b a 30 relayed
 }
 
 netcheck_one_rendezvous_cannot_tell() {
@@ -158,10 +158,10 @@ sym_sym_punch_fails() {
 sym_sym_messages_both_ways() {
     lab_request_case a c
     lab_request_case c a
-    lab_stream_start a c 20
-    lab_stream_check a c 15
-    lab_stream_start c a 20
-    lab_stream_check c a 15
+    lab_stream_start a c 3000 0
+    lab_stream_check a c 30 relayed
+    lab_stream_start c a 3000 0
+    lab_stream_check c a 30 relayed
 }
 
 netcheck_two_rendezvous_symmetric() {
