@@ -150,7 +150,7 @@ for i in "${!pids[@]}"; do
 done
 pids=()
 echo "plant-1, the last to go, saw the others leave (not fail):"
-grep -h "member.down" plant-1/cohortd.log | sed 's/^/    /' || true
+grep -h "member.left" plant-1/cohortd.log | sed 's/^/    /' || true
 
 step "done"
 echo "everything is in $work:"

@@ -664,7 +664,10 @@ typedef struct {
     const s_req_t *req;
     Cohort__Api__Response *resp;
     bool deferred; /* the Response is sent later (a parked Send) */
-    char error[256];
+    char error[1024];
+    /* roster_push: the node's answer, pointed to by resp->roster */
+    cohort_roster_result_t roster_result;
+    Cohort__Api__RosterResult roster;
 } s_ctx_t;
 
 static cohort_status_t s_fail(s_ctx_t *ctx, cohort_status_t status, const char *fmt, ...)
@@ -863,6 +866,23 @@ static cohort_status_t s_op_events(cohort_api_server_t *self, s_ctx_t *ctx, bool
     return COHORT_OK;
 }
 
+static cohort_status_t s_op_roster_push(cohort_api_server_t *self, s_ctx_t *ctx,
+                                        const Cohort__Api__RosterPush *op)
+{
+    cohort_roster_result_t *res = &ctx->roster_result;
+    cohort_status_t st =
+        cohort_roster_push(self->node, COHORT_ROSTER_PUSH, op->roster.data, op->roster.len,
+                           op->signature.data, op->signature.len, res);
+    cohort__api__roster_result__init(&ctx->roster);
+    ctx->roster.applied = st == COHORT_OK;
+    ctx->roster.serial = res->serial;
+    ctx->roster.reason = res->reason;
+    ctx->resp->roster = &ctx->roster;
+    if (st != COHORT_OK)
+        return s_fail(ctx, st, "%s", res->error);
+    return COHORT_OK;
+}
+
 /* Reads field 1 (the id, a varint) of a protobuf message that may not
  * decode as a whole. False if it cannot be found before the bytes stop
  * making sense. */
@@ -971,6 +991,9 @@ static void s_handle(cohort_api_server_t *self, const uint8_t *rid, size_t rid_l
     case COHORT__API__API_REQUEST__OP_PEERS:
         st = s_op_info(self, &ctx, "peers", &info);
         break;
+    case COHORT__API__API_REQUEST__OP_MEMBERS:
+        st = s_op_info(self, &ctx, "members", &info);
+        break;
     case COHORT__API__API_REQUEST__OP_SEND:
         st = s_op_send(self, &ctx, req->send);
         break;
@@ -998,6 +1021,9 @@ static void s_handle(cohort_api_server_t *self, const uint8_t *rid, size_t rid_l
     case COHORT__API__API_REQUEST__OP_EVENTS:
         st = s_op_events(self, &ctx, req->events->on);
         break;
+    case COHORT__API__API_REQUEST__OP_ROSTER_PUSH:
+        st = s_op_roster_push(self, &ctx, req->roster_push);
+        break;
     case COHORT__API__API_REQUEST__OP_BYE: {
         s_client_t *c = s_client_find(self, rid, rid_len);
         if (c)
@@ -1016,6 +1042,8 @@ static void s_handle(cohort_api_server_t *self, const uint8_t *rid, size_t rid_l
             resp.status_info = info->status_info;
             resp.n_peers = info->n_peers;
             resp.peers = info->peers;
+            resp.n_members = info->n_members;
+            resp.members = info->members;
             if (resp.status_info)
                 resp.status_info->api = &stats;
         }

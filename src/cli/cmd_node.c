@@ -1,5 +1,5 @@
 /*
- * cmd_node: `cohortctl status|peers|send|stream|pub|sub|req|serve|events`: what an
+ * cmd_node: `cohortctl status|peers|members|send|stream|pub|sub|req|serve|events`: what an
  * operator does with a running node, through its local API
  * (proto/api.proto, client in api/client.h).
  *
@@ -749,18 +749,70 @@ static int s_print_trace(const char *cmd, Cohort__Api__Peer **peers, size_t n, c
     return 0;
 }
 
-enum { S_INFO_STATUS, S_INFO_PEERS, S_INFO_NETCHECK, S_INFO_TRACE };
+/* `members`: the membership view (SWIM), this node included. */
+static void s_print_members(Cohort__Api__Member **ms, size_t n, bool json)
+{
+    if (json) {
+        cohort_json_t *j = cohort_json_new();
+        cohort_json_array_start(j);
+        for (size_t i = 0; i < n; i++) {
+            const Cohort__Api__Member *m = ms[i];
+            cohort_json_object_start(j);
+            cohort_json_key(j, "name");
+            cohort_json_string(j, m->name);
+            cohort_json_key(j, "state");
+            cohort_json_string(j, m->state);
+            cohort_json_key(j, "site");
+            cohort_json_string(j, m->site);
+            cohort_json_key(j, "incarnation");
+            cohort_json_uint(j, m->incarnation);
+            cohort_json_key(j, "since_ms");
+            cohort_json_int(j, m->since_ms);
+            cohort_json_key(j, "endpoints");
+            cohort_json_array_start(j);
+            for (size_t k = 0; k < m->n_endpoints; k++)
+                cohort_json_string(j, m->endpoints[k]);
+            cohort_json_array_end(j);
+            cohort_json_object_end(j);
+        }
+        cohort_json_array_end(j);
+        s_json_print(&j);
+        return;
+    }
+    size_t wn = 4, ws = 4, wst = 5;
+    for (size_t i = 0; i < n; i++) {
+        size_t a = strlen(ms[i]->name), b = strlen(ms[i]->site), c = strlen(ms[i]->state);
+        wn = a > wn ? a : wn;
+        ws = b > ws ? b : ws;
+        wst = c > wst ? c : wst;
+    }
+    printf("%-*s  %-*s  %-*s  %-20s  %-9s  %s\n", (int)wn, "NAME", (int)ws, "SITE", (int)wst,
+           "STATE", "INCARNATION", "SINCE", "ENDPOINTS");
+    for (size_t i = 0; i < n; i++) {
+        const Cohort__Api__Member *m = ms[i];
+        char since[32], eps[512] = "-";
+        size_t off = 0;
+        for (size_t k = 0; k < m->n_endpoints && off < sizeof eps; k++)
+            off += (size_t)snprintf(eps + off, sizeof eps - off, "%s%s", k ? "," : "",
+                                    m->endpoints[k]);
+        printf("%-*s  %-*s  %-*s  %-20" PRIu64 "  %-9s  %s\n", (int)wn, m->name, (int)ws,
+               m->site[0] ? m->site : "-", (int)wst, m->state, m->incarnation,
+               m->since_ms < 0 ? "-" : s_uptime((uint64_t)m->since_ms, since), eps);
+    }
+}
+
+enum { S_INFO_STATUS, S_INFO_PEERS, S_INFO_MEMBERS, S_INFO_NETCHECK, S_INFO_TRACE };
 
 /* status, peers, netcheck and trace share the shape: one request, one
  * printout. */
 static int s_info(int argc, char **argv, int mode)
 {
-    static const char *const names[] = {"status", "peers", "netcheck", "trace"};
+    static const char *const names[] = {"status", "peers", "members", "netcheck", "trace"};
     bool peers = mode == S_INFO_PEERS || mode == S_INFO_TRACE;
     s_opts_t o = {.cmd = names[mode],
                   .usage = mode == S_INFO_TRACE ? "PEER [--api ENDPOINT | -c node.yaml]"
                                                 : "[--json] [--api ENDPOINT | -c node.yaml]"};
-    int rc = s_parse(&o, argc, argv, mode <= S_INFO_PEERS ? O_JSON : 0, 1);
+    int rc = s_parse(&o, argc, argv, mode <= S_INFO_MEMBERS ? O_JSON : 0, 1);
     if (rc)
         return rc;
     if (o.argc != (mode == S_INFO_TRACE ? 1 : 0))
@@ -771,7 +823,11 @@ static int s_info(int argc, char **argv, int mode)
     s_req_t req = COHORT__API__API_REQUEST__INIT;
     Cohort__Api__StatusReq sr = COHORT__API__STATUS_REQ__INIT;
     Cohort__Api__PeersReq pr = COHORT__API__PEERS_REQ__INIT;
-    if (peers) {
+    Cohort__Api__MembersReq mr = COHORT__API__MEMBERS_REQ__INIT;
+    if (mode == S_INFO_MEMBERS) {
+        req.op_case = COHORT__API__API_REQUEST__OP_MEMBERS;
+        req.members = &mr;
+    } else if (peers) {
         req.op_case = COHORT__API__API_REQUEST__OP_PEERS;
         req.peers = &pr;
     } else {
@@ -785,7 +841,7 @@ static int s_info(int argc, char **argv, int mode)
         rc = s_refused(&o, resp);
         goto out;
     }
-    if (!peers && !resp->status_info) {
+    if (!peers && mode != S_INFO_MEMBERS && !resp->status_info) {
         rc = cohort_cli_fail(COHORT_CLI_EXIT_FAIL, o.cmd, "the node sent no status");
         goto out;
     }
@@ -795,6 +851,8 @@ static int s_info(int argc, char **argv, int mode)
         s_print_netcheck(resp->status_info);
     else if (mode == S_INFO_TRACE)
         rc = s_print_trace(o.cmd, resp->peers, resp->n_peers, o.argv[0]);
+    else if (mode == S_INFO_MEMBERS)
+        s_print_members(resp->members, resp->n_members, o.json);
     else
         s_print_peers(resp->peers, resp->n_peers, o.json);
 out:
@@ -812,6 +870,11 @@ static int s_status(int argc, char **argv)
 static int s_peers(int argc, char **argv)
 {
     return s_info(argc, argv, S_INFO_PEERS);
+}
+
+static int s_members(int argc, char **argv)
+{
+    return s_info(argc, argv, S_INFO_MEMBERS);
 }
 
 static int s_netcheck(int argc, char **argv)
@@ -1307,6 +1370,8 @@ const cohort_cli_cmd_t cohort_cli_node_cmds[] = {
      "the node: cluster, uptime, peers up, drop counters"},
     {NULL, "peers", s_peers, "[--json] [--api ENDPOINT | -c node.yaml]",
      "every member: state, link rung (and why not higher), RTT, traffic, unacked"},
+    {NULL, "members", s_members, "[--json] [--api ENDPOINT | -c node.yaml]",
+     "the cluster as this node sees it: every member alive, suspect, failed or left"},
     {NULL, "netcheck", s_netcheck, "[--api ENDPOINT | -c node.yaml]",
      "our public address as rendezvous nodes see it, and whether the NAT keeps ports"},
     {NULL, "trace", s_trace, "PEER [--api ENDPOINT | -c node.yaml]",

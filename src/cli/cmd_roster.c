@@ -1,13 +1,20 @@
 /*
  * cmd_roster: `cohortctl roster init|add|remove|revoke|set-role|set-site|
- * set-endpoints|show|sign|verify`.
+ * set-endpoints|show|sign|verify|push`.
  *
  * Every edit parses the roster, changes it, bumps the serial and writes it
  * back atomically. An edit makes the old signature worthless, so the stale
  * FILE.sig is removed and the admin is told to sign again: a node then
  * refuses the unsigned file instead of the admin wondering why.
+ *
+ * `roster push` hands a signed roster to a running node through its local
+ * API (RosterPush); the node verifies, keeps and applies it and spreads it
+ * to the cluster. Its answer is printed as it is: applied with the serial,
+ * or refused with the reason code and why.
  */
+#include "api/client.h"
 #include "cli/cli.h"
+#include "config/config.h"
 #include "pki/trust.h"
 #include "roster/roster.h"
 #include "util/fs.h"
@@ -460,6 +467,111 @@ out:
     return rc;
 }
 
+#define S_PUSH_USAGE "FILE [--signature FILE.sig] [--api ENDPOINT | -c node.yaml]"
+#define S_PUSH_REPLY_MS 10000 /* verifying a large roster takes the node a while */
+
+static int s_push(int argc, char **argv)
+{
+    const char *cmd = "roster push", *sig_opt = NULL, *api = NULL, *config = NULL;
+    static const struct option opts[] = {{"signature", required_argument, NULL, 's'},
+                                         {"sig", required_argument, NULL, 's'},
+                                         {"api", required_argument, NULL, 'A'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+        if (c == 's')
+            sig_opt = optarg;
+        else if (c == 'A')
+            api = optarg;
+        else if (c == 'c')
+            config = optarg;
+        else
+            return cohort_cli_fail(COHORT_CLI_EXIT_USAGE, cmd, "usage: cohortctl roster push %s",
+                                   S_PUSH_USAGE);
+    }
+    if (optind != argc - 1 || (api && config))
+        return cohort_cli_fail(COHORT_CLI_EXIT_USAGE, cmd, "usage: cohortctl roster push %s",
+                               S_PUSH_USAGE);
+    const char *file = argv[optind];
+    cohort_err_t err;
+    cohort_err_clear(&err);
+    char *buf = NULL, *sig = NULL, *endpoint = NULL;
+    size_t len = 0, sig_len = 0;
+    char *sig_path = sig_opt ? cohort_strdup(sig_opt) : cohort_sprintf("%s.sig", file);
+    cohort_config_t *cfg = NULL;
+    cohort_api_client_t *client = NULL;
+    Cohort__Api__Response *resp = NULL;
+    int rc = COHORT_CLI_EXIT_FAIL;
+    if (cohort_fs_read(file, COHORT_ROSTER_FILE_MAX, &buf, &len, &err) < 0) {
+        rc = cohort_cli_err(cmd, &err);
+        goto out;
+    }
+    if (!cohort_fs_exists(sig_path)) {
+        rc = cohort_cli_fail(COHORT_CLI_EXIT_FAIL, cmd,
+                             "%s: not signed: no %s; run `cohortctl roster sign %s --ca CA_DIR`",
+                             file, sig_path, file);
+        goto out;
+    }
+    if (cohort_fs_read(sig_path, COHORT_ROSTER_SIG_FILE_MAX, &sig, &sig_len, &err) < 0) {
+        rc = cohort_cli_err(cmd, &err);
+        goto out;
+    }
+    /* The node: --api, else -c's api.endpoint, else $COHORT_API (as the
+     * node commands find it). */
+    if (api) {
+        endpoint = cohort_strdup(api);
+    } else if (config) {
+        if (cohort_config_load(config, &cfg, &err) < 0) {
+            rc = cohort_cli_err(cmd, &err);
+            goto out;
+        }
+        endpoint = cohort_strdup(cfg->api_endpoint);
+    } else if (getenv("COHORT_API") && *getenv("COHORT_API")) {
+        endpoint = cohort_strdup(getenv("COHORT_API"));
+    } else {
+        rc = cohort_cli_fail(COHORT_CLI_EXIT_USAGE, cmd,
+                             "which node? give --api ENDPOINT, -c node.yaml (its api.endpoint "
+                             "is used), or set COHORT_API");
+        goto out;
+    }
+    Cohort__Api__ApiRequest req = COHORT__API__API_REQUEST__INIT;
+    Cohort__Api__RosterPush push = COHORT__API__ROSTER_PUSH__INIT;
+    push.roster.data = (uint8_t *)buf;
+    push.roster.len = len;
+    push.signature.data = (uint8_t *)sig;
+    push.signature.len = sig_len;
+    req.op_case = COHORT__API__API_REQUEST__OP_ROSTER_PUSH;
+    req.roster_push = &push;
+    if (cohort_api_client_open(endpoint, &client, &err) < 0 ||
+        cohort_api_client_request(client, &req, S_PUSH_REPLY_MS, &resp, &err) < 0) {
+        rc = cohort_cli_err(cmd, &err);
+        goto out;
+    }
+    const char *reason = resp->roster && resp->roster->reason ? resp->roster->reason : "";
+    if (resp->status == COHORT__API__CODE__OK && resp->roster && resp->roster->applied) {
+        printf("%s: serial %llu applied; the node spreads it to its peers\n", file,
+               (unsigned long long)resp->roster->serial);
+        rc = 0;
+    } else if (*reason) {
+        cohort_cli_fail(COHORT_CLI_EXIT_FAIL, cmd, "%s: refused (%s): %s", file, reason,
+                        resp->error ? resp->error : "");
+    } else {
+        cohort_cli_fail(COHORT_CLI_EXIT_FAIL, cmd, "%s: %s", file,
+                        resp->error && *resp->error ? resp->error : "the node refused it");
+    }
+out:
+    if (resp)
+        cohort__api__response__free_unpacked(resp, NULL);
+    cohort_api_client_destroy(&client);
+    cohort_config_destroy(&cfg);
+    free(buf);
+    free(sig);
+    free(sig_path);
+    free(endpoint);
+    return rc;
+}
+
 const cohort_cli_cmd_t cohort_cli_roster_cmds[] = {
     {"roster", "init", s_init, "--cluster NAME FILE", "create an empty roster at serial 1"},
     {"roster", "add", s_add,
@@ -478,5 +590,7 @@ const cohort_cli_cmd_t cohort_cli_roster_cmds[] = {
      "check the roster and write its detached CA signature"},
     {"roster", "verify", s_verify, "FILE --ca CA.crt [--ca ...] [--sig F] [--held OLDER.yaml]",
      "check signature, members, topology and serial; one line per problem"},
+    {"roster", "push", s_push, S_PUSH_USAGE,
+     "hand a signed roster to a running node, which applies it and spreads it"},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -37,6 +37,7 @@ static bool s_valid_address(const char *value);
 static bool s_valid_advertise(const char *value);
 static bool s_valid_api(const char *value);
 static bool s_valid_proxy(const char *value);
+static bool s_valid_ipv4(const char *value);
 
 static const char *const s_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const s_formats[] = {"text", "json", NULL};
@@ -197,7 +198,8 @@ static const cohort_config_key_t s_keys[] = {
      .max = 3600000,
      .reloadable = true,
      S_AT(upgrade_interval_ms),
-     .doc = "How often a link on a lower rung retries the higher ones (with jitter)."},
+     .doc =
+         "Longest wait between two tries of a link on a lower rung to move up (backoff, jitter)."},
     {.key = "links.probe_timeout",
      S_DURATION,
      .default_text = "3s",
@@ -229,6 +231,63 @@ static const cohort_config_key_t s_keys[] = {
      .reloadable = true,
      S_AT(relay_pair_msgs),
      .doc = "Relay nodes: frames per second forwarded for one pair of members."},
+    {.key = "membership.probe_interval",
+     S_DURATION,
+     .default_text = "1s",
+     .min = 100,
+     .max = 60000,
+     S_AT(swim_probe_interval_ms),
+     .doc = "Failure detection: how often this node probes one member (each member is probed "
+            "about once per cluster-size intervals by each node)."},
+    {.key = "membership.probe_timeout",
+     S_DURATION,
+     .default_text = "500ms",
+     .min = 20,
+     .max = 30000,
+     S_AT(swim_probe_timeout_ms),
+     .doc = "How long a probe waits for its answer before other members are asked to try."},
+    {.key = "membership.suspicion_timeout",
+     S_DURATION,
+     .default_text = "4s",
+     .min = 200,
+     .max = 600000,
+     S_AT(swim_suspicion_timeout_ms),
+     .doc = "How long a suspected member has to refute before it is declared failed."},
+    {.key = "membership.indirect_probes",
+     S_UINT,
+     .default_text = "3",
+     .min = 0,
+     .max = 16,
+     S_AT(swim_indirect),
+     .doc = "How many other members are asked to probe a member that did not answer."},
+    {.key = "discovery.lan",
+     .type = COHORT_CONFIG_TYPE_BOOL,
+     .type_name = "bool",
+     .default_text = "false",
+     S_AT(lan_discovery),
+     .doc = "Announce this node on the LAN by UDP beacon (public key and overlay port only) and "
+            "dial members found that way; they still have to pass admission."},
+    {.key = "discovery.port",
+     S_UINT,
+     .default_text = "7702",
+     .min = 1,
+     .max = 65535,
+     S_AT(lan_port),
+     .doc = "UDP port of the LAN beacon (every node of a site uses the same one)."},
+    {.key = "discovery.address",
+     S_STRING,
+     .default_text = "255.255.255.255",
+     S_AT(lan_address),
+     .valid = s_valid_ipv4,
+     .rule = "must be an IPv4 address",
+     .doc = "Where beacons are sent: the LAN's broadcast address."},
+    {.key = "discovery.interval",
+     S_DURATION,
+     .default_text = "5s",
+     .min = 500,
+     .max = 600000,
+     S_AT(lan_interval_ms),
+     .doc = "Time between two beacons."},
 };
 
 #define S_KEY_COUNT (sizeof s_keys / sizeof s_keys[0])
@@ -483,6 +542,12 @@ static bool s_valid_proxy(const char *value)
         return false;
     long port = strtol(colon + 1, NULL, 10);
     return port >= 1 && port <= 65535;
+}
+
+static bool s_valid_ipv4(const char *value)
+{
+    unsigned char addr[sizeof(struct in_addr)];
+    return inet_pton(AF_INET, value, addr) == 1;
 }
 
 static bool s_valid_address(const char *value)

@@ -75,6 +75,14 @@ typedef struct cohort_config {
     char *socks5_proxy;                    /* proxy.socks5, "" = none */
     uint64_t relay_pair_bytes;             /* relay.pair_bytes_per_second */
     uint32_t relay_pair_msgs;              /* relay.pair_messages_per_second */
+    uint32_t swim_probe_interval_ms;       /* membership.probe_interval */
+    uint32_t swim_probe_timeout_ms;        /* membership.probe_timeout */
+    uint32_t swim_suspicion_timeout_ms;    /* membership.suspicion_timeout */
+    uint32_t swim_indirect;                /* membership.indirect_probes */
+    bool lan_discovery;                    /* discovery.lan */
+    uint32_t lan_port;                     /* discovery.port */
+    char *lan_address;                     /* discovery.address */
+    uint32_t lan_interval_ms;              /* discovery.interval */
     /* Bit i is set when the file set table entry i. Read it through
      * cohort_config_was_set. */
     uint64_t set_mask;

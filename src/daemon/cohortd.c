@@ -40,6 +40,12 @@ static int s_check_config(const char *path)
     }
     for (size_t i = 0; i < id->warnings.count; i++)
         fprintf(stderr, "cohortd: warning: %s\n", id->warnings.items[i].text);
+    if (id->configured_serial < cohort_roster_serial(id->roster))
+        fprintf(stderr,
+                "cohortd: note: %s: serial %llu is older than the roster held in %s (serial "
+                "%llu), which the node uses; a node never goes back to an older roster\n",
+                cfg->roster, (unsigned long long)id->configured_serial, id->roster_path,
+                (unsigned long long)cohort_roster_serial(id->roster));
     fwrite(yaml, 1, len, stdout);
     fprintf(stderr,
             "cohortd: %s: ok: node '%s' is an admitted member of cluster '%s' (roster serial "

@@ -10,6 +10,8 @@
 #include "api/server.h"
 #include "cohort.h"
 #include "config/config.h"
+#include "roster/roster.h"
+#include "util/fs.h"
 #include "util/log.h"
 #include "util/logline.h"
 #include "util/mem.h"
@@ -70,9 +72,46 @@ static void s_append(char *list, size_t cap, const char *key)
     snprintf(list + len, cap - len, "%s%s", len ? "," : "", key);
 }
 
+/* Re-reads the roster file cfg names and hands it to the node, which
+ * applies it only when its serial is higher than the one held (a file not
+ * newer is no news; an invalid one leaves the node as it was). */
+static void s_reload_roster(s_daemon_t *d, const cohort_config_t *cfg)
+{
+    cohort_err_t err;
+    cohort_err_clear(&err);
+    char *roster = NULL, *sig = NULL;
+    size_t len = 0, sig_len = 0;
+    cohort_roster_result_t res;
+    memset(&res, 0, sizeof res);
+    if (cohort_fs_read(cfg->roster, COHORT_ROSTER_FILE_MAX, &roster, &len, &err) < 0 ||
+        cohort_fs_read(cfg->roster_sig, COHORT_ROSTER_SIG_FILE_MAX, &sig, &sig_len, &err) < 0) {
+        COHORT_LOG(COHORT_LOG_ERROR,
+                   "roster.reload.failed reason=unreadable error=\"%s\" kept=held",
+                   cohort_err_text(&err));
+        goto out;
+    }
+    cohort_status_t st =
+        cohort_roster_push(d->node, COHORT_ROSTER_FILE, roster, len, sig, sig_len, &res);
+    if (st == COHORT_OK)
+        COHORT_LOG(COHORT_LOG_INFO, "roster.reload outcome=applied serial=%" PRIu64 " file=%s",
+                   res.serial, cfg->roster);
+    else if (!strcmp(res.reason, "same-serial") || !strcmp(res.reason, "older-serial"))
+        COHORT_LOG(COHORT_LOG_INFO,
+                   "roster.reload outcome=unchanged serial=%" PRIu64 " reason=%s file=%s",
+                   res.serial, res.reason, cfg->roster);
+    else
+        COHORT_LOG(COHORT_LOG_ERROR,
+                   "roster.reload.failed reason=%s serial=%" PRIu64 " kept=held error=\"%s\"",
+                   res.reason, res.serial, res.error);
+out:
+    free(roster);
+    free(sig);
+}
+
 /* Re-reads the config and says, key by key, what happens to each change:
- * the daemon applies the log keys itself; the node cannot reload anything
- * yet, so other changes are reported, not pretended. */
+ * the daemon applies the log keys itself and hands the roster file to the
+ * node; the node cannot reload anything else yet, so other changes are
+ * reported, not pretended. */
 static void s_reload(s_daemon_t *d)
 {
     cohort_err_t err;
@@ -81,6 +120,7 @@ static void s_reload(s_daemon_t *d)
     if (cohort_config_load(d->path, &fresh, &err) < 0) {
         COHORT_LOG(COHORT_LOG_ERROR, "config.reload.failed error=\"%s\" running=previous",
                    cohort_err_text(&err));
+        s_reload_roster(d, d->cfg);
         return;
     }
     char applied[512] = "", later[512] = "", restart[512] = "";
@@ -90,7 +130,8 @@ static void s_reload(s_daemon_t *d)
         const char *key = keys[i].key;
         if (cohort_config_same(d->cfg, fresh, key))
             continue;
-        if (!strcmp(key, "log.level") || !strcmp(key, "log.format"))
+        if (!strcmp(key, "log.level") || !strcmp(key, "log.format") ||
+            !strcmp(key, "trust.roster") || !strcmp(key, "trust.roster_signature"))
             s_append(applied, sizeof applied, key);
         else if (keys[i].reloadable)
             s_append(later, sizeof later, key);
@@ -111,6 +152,11 @@ static void s_reload(s_daemon_t *d)
                    later);
     if (restart[0])
         COHORT_LOG(COHORT_LOG_WARN, "config.reload.restart_needed keys=%s", restart);
+    s_reload_roster(d, fresh);
+    free(d->cfg->roster);
+    d->cfg->roster = cohort_strdup(fresh->roster);
+    free(d->cfg->roster_sig);
+    d->cfg->roster_sig = cohort_strdup(fresh->roster_sig);
     cohort_config_destroy(&fresh);
 }
 

@@ -144,10 +144,46 @@ cohort_msg_t *cohort_recv(cohort_t *self, int timeout_ms);
  * drain with cohort_recv(self, 0) too. Borrowed; valid until cohort_close. */
 int cohort_fd(cohort_t *self);
 
+/* ---- the roster ---- */
+
+/* Where a roster handed to cohort_roster_push comes from. */
+typedef enum {
+    COHORT_ROSTER_PUSH = 0, /* an operator pushes it (cohortctl roster push) */
+    COHORT_ROSTER_FILE = 1, /* the node's trust.roster file, re-read (SIGHUP): one that
+                               is not newer than the held roster is no news, and
+                               neither logged nor announced as a refusal */
+} cohort_roster_source_t;
+
+typedef struct cohort_roster_result {
+    uint64_t serial; /* the serial the node holds after the call */
+    char reason[32]; /* "" when applied; else a reason code: too-large, unsigned,
+                        bad-signature, unknown-signer, malformed, invalid,
+                        other-cluster, same-serial, older-serial,
+                        self-not-admitted, persist-failed */
+    char error[768]; /* why, for people */
+} cohort_roster_result_t;
+
+/* Hands the node a CA-signed roster: the exact bytes of the roster file and
+ * of its signature file (as `cohortctl roster sign` writes it). The node
+ * accepts it only if the signature verifies against a CA it trusts, the
+ * cluster is its own, the roster checks pass, the serial is higher than
+ * the one it holds and the roster still admits this node. It then keeps it
+ * in node.state_dir, applies it (members no longer admitted lose their
+ * links at once) and sends it to its peers, which do the same. A refused
+ * roster changes nothing; the node logs it and emits a roster.rejected
+ * event with the reason code. Returns COHORT_OK when applied,
+ * COHORT_INVALID when refused, COHORT_ERROR when it could not be kept on
+ * disk. result (may be NULL) is filled either way. Blocks until the node
+ * answers. The bytes are copied. */
+cohort_status_t cohort_roster_push(cohort_t *self, cohort_roster_source_t source,
+                                   const void *roster, size_t len, const void *sig, size_t sig_len,
+                                   cohort_roster_result_t *result);
+
 /* ---- introspection ---- */
 
 /* An encoded cohort.api.Response (proto/api.proto) for what = "status"
- * (status_info) or "peers" (peers). *buf: caller owns (free()). */
+ * (status_info), "peers" (peers) or "members" (members: the membership
+ * view, this node included). *buf: caller owns (free()). */
 cohort_status_t cohort_info(cohort_t *self, const char *what, uint8_t **buf, size_t *len);
 
 #ifdef __cplusplus

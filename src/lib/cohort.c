@@ -218,6 +218,15 @@ int cohort_open(const char *config_path, cohort_t **out, char *err, size_t errle
     cohort_node_args_t args;
     memset(&args, 0, sizeof args);
     args.config_path = config_path;
+    cohort_t *self = cohort_calloc(1, sizeof *self);
+    /* The inbox is connected before the node starts (inproc lets a connect
+     * wait for its bind): events of its first moments, such as the first
+     * member.up, would otherwise be dropped before anyone listens. */
+    snprintf(args.inbox, sizeof args.inbox, "inproc://cohort-inbox-%p", (void *)self);
+    self->inbox = zsock_new(ZMQ_PAIR);
+    assert(self->inbox);
+    int rc = zsock_connect(self->inbox, "%s", args.inbox);
+    assert(rc == 0);
     zactor_t *actor = zactor_new(cohort_node_actor, &args);
     /* zactor_new waits for the actor's signal; a failed start has already
      * ended the actor and left its reason in args.error. */
@@ -225,19 +234,12 @@ int cohort_open(const char *config_path, cohort_t **out, char *err, size_t errle
         if (err && errlen)
             snprintf(err, errlen, "%s", args.error[0] ? args.error : "cannot start the node");
         zactor_destroy(&actor);
+        zsock_destroy(&self->inbox);
+        free(self);
         return -1;
     }
-    cohort_t *self = cohort_calloc(1, sizeof *self);
     self->actor = actor;
     self->parked = zlist_new();
-    zsock_send(actor, "s", "INBOX");
-    char *code = NULL, *text = NULL, *ep = NULL;
-    zsock_recv(actor, "sss", &code, &text, &ep);
-    self->inbox = zsock_new_pair(ep);
-    zstr_free(&code);
-    zstr_free(&text);
-    zstr_free(&ep);
-    assert(self->inbox);
     *out = self;
     return 0;
 }
@@ -431,9 +433,38 @@ int cohort_fd(cohort_t *self)
     return zsock_fd(self->inbox);
 }
 
+cohort_status_t cohort_roster_push(cohort_t *self, cohort_roster_source_t source,
+                                   const void *roster, size_t len, const void *sig, size_t sig_len,
+                                   cohort_roster_result_t *result)
+{
+    assert(self && (roster || !len) && (sig || !sig_len));
+    zframe_t *r = zframe_new(roster, len), *s = zframe_new(sig, sig_len);
+    zsock_send(self->actor, "ssff", "ROSTER", source == COHORT_ROSTER_FILE ? "file" : "push", r, s);
+    zframe_destroy(&r);
+    zframe_destroy(&s);
+    char *code = NULL, *text = NULL, *reason = NULL, *serial = NULL;
+    cohort_status_t st = COHORT_ERROR;
+    if (zsock_recv(self->actor, "ssss", &code, &text, &reason, &serial) == 0 && code)
+        st = (cohort_status_t)atoi(code);
+    if (result) {
+        result->serial = serial ? strtoull(serial, NULL, 10) : 0;
+        snprintf(result->reason, sizeof result->reason, "%s", reason ? reason : "");
+        snprintf(result->error, sizeof result->error, "%s",
+                 text ? text : "the node did not answer");
+    }
+    zstr_free(&code);
+    zstr_free(&text);
+    zstr_free(&reason);
+    zstr_free(&serial);
+    return st;
+}
+
 cohort_status_t cohort_info(cohort_t *self, const char *what, uint8_t **buf, size_t *len)
 {
-    zsock_send(self->actor, "s", !strcmp(what, "peers") ? "PEERS" : "STATUS");
+    zsock_send(self->actor, "s",
+               !strcmp(what, "peers")     ? "PEERS"
+               : !strcmp(what, "members") ? "MEMBERS"
+                                          : "STATUS");
     char *code = NULL, *text = NULL;
     zframe_t *frame = NULL;
     if (zsock_recv(self->actor, "ssf", &code, &text, &frame) != 0 || !frame) {

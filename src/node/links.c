@@ -16,6 +16,12 @@
  * Relaying: frames for a peer are sealed end to end (overlay/seal.h) and
  * sent to a relay both can reach, which checks membership, policy and
  * per-pair quotas and forwards them; it cannot read or forge them.
+ *
+ * Upgrades: while a peer is on a lower rung the punch is retried with
+ * backoff (links.punch_timeout doubling up to links.upgrade_interval, with
+ * jitter), started over whenever the path situation changes. Punching waits
+ * while a direct link is dialling or earning its probes, and for a peer that
+ * is down while a relay could tell us when it is back.
  */
 #include "node/node_impl.h"
 #include "util/log.h"
@@ -23,6 +29,7 @@
 #include "wire/wire.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +52,8 @@ static int s_send_direct(node_t *self, node_peer_t *p, const uint8_t *buf, size_
         if (zmq_send(self->router, p->route, p->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
             zmq_send(self->router, buf, len, ZMQ_DONTWAIT) >= 0)
             return 0;
-        p->route_len = 0; /* gone (ROUTER_MANDATORY said so) */
+        if (errno == EHOSTUNREACH)
+            p->route_len = 0; /* gone (ROUTER_MANDATORY said so); EAGAIN is only a full queue */
     }
     return -1;
 }
@@ -155,10 +163,85 @@ int links_transmit(node_t *self, node_peer_t *p, const uint8_t *buf, size_t len)
 static int s_on_punch_frame(zloop_t *loop, zmq_pollitem_t *item, void *arg);
 static int s_on_punch_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg);
 
-static void s_punch_close(node_t *self, node_peer_t *p)
+/* Jitter only has to differ between nodes, not resist prediction: an
+ * xorshift seeded from the start time and our key. */
+static uint32_t s_random(node_t *self)
+{
+    if (!self->rng) {
+        uint64_t seed = self->epoch ^ (uint64_t)zclock_usecs();
+        for (size_t i = 0; i < COHORT_KEY_LEN; i++)
+            seed = seed * 31 + self->public_key[i];
+        self->rng = seed ? seed : 0x9e3779b97f4a7c15ULL;
+    }
+    uint64_t x = self->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    self->rng = x;
+    return (uint32_t)(x >> 32);
+}
+
+/* The path situation changed: upgrade attempts start over, due now. */
+static void s_upgrade_reset(node_peer_t *p, int64_t now, const char *why)
+{
+    if (p->upgrade.failures == 0 && p->upgrade.next <= now)
+        return;
+    cohort_ladder_retry_reset(&p->upgrade, now);
+    COHORT_LOG(COHORT_LOG_DEBUG, "upgrade.reset peer=%s reason=%s", p->name, why);
+}
+
+/* "ip:port" or "[ip6]:port"; -1 for other families. */
+static int s_addr_text(const struct sockaddr_storage *ss, char *out, size_t cap, unsigned *port)
+{
+    char host[INET6_ADDRSTRLEN] = "";
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        *port = ntohs(a->sin_port);
+        snprintf(out, cap, "%s:%u", host, *port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        *port = ntohs(a->sin6_port);
+        snprintf(out, cap, "[%s]:%u", host, *port);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* A punched link can only ever use one 4-tuple (our punch port, the peer's
+ * mapping of its own). Closed the ordinary way while its path is
+ * black-holed, its TCP socket lingers in the kernel, retransmitting, for
+ * minutes, then sits in TIME_WAIT: either holds that 4-tuple, and a fresh
+ * punch to the peer cannot connect. An abortive close (SO_LINGER 0: a RST,
+ * nothing left behind) frees it at once. libzmq owns the descriptor, so it
+ * is first checked to still be this link's. */
+static void s_punch_make_abortive(node_t *self, node_peer_t *p)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char text[64];
+    unsigned port = 0;
+    if (p->punch_fd < 0 || !p->punch_at[0] ||
+        getsockname(p->punch_fd, (struct sockaddr *)&ss, &len) != 0 ||
+        s_addr_text(&ss, text, sizeof text, &port) < 0 || port != self->cfg->punch_port)
+        return;
+    len = sizeof ss;
+    if (getpeername(p->punch_fd, (struct sockaddr *)&ss, &len) != 0 ||
+        s_addr_text(&ss, text, sizeof text, &port) < 0 || strcmp(text, p->punch_at) != 0)
+        return;
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(p->punch_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
+/* abortive: the link is being given up for a fresh punch (see above). */
+static void s_punch_close(node_t *self, node_peer_t *p, bool abortive)
 {
     if (!p->punch)
         return;
+    if (abortive && self)
+        s_punch_make_abortive(self, p);
     if (self && self->loop) {
         zmq_pollitem_t a = {p->punch, 0, ZMQ_POLLIN, 0}, b = {p->punch_mon, 0, ZMQ_POLLIN, 0};
         zloop_poller_end(self->loop, &a);
@@ -169,12 +252,14 @@ static void s_punch_close(node_t *self, node_peer_t *p)
     zmq_close(p->punch_mon);
     p->punch = p->punch_mon = NULL;
     p->punch_up = p->punch_was_up = false;
+    p->punch_fd = -1;
+    p->punch_at[0] = '\0';
     cohort_ladder_lost(&p->ladder, COHORT_RUNG_PUNCHED);
 }
 
 static void s_punch_open(node_t *self, node_peer_t *p, const char *endpoint)
 {
-    s_punch_close(self, p);
+    s_punch_close(self, p, true); /* a new punch needs the old link's 4-tuple */
     int zero = 0, one = 1, ivl = 100;
     int timeout = (int)self->cfg->punch_timeout_ms;
     p->punch = zmq_socket(self->ctx, ZMQ_DEALER);
@@ -198,13 +283,16 @@ static void s_punch_open(node_t *self, node_peer_t *p, const char *endpoint)
     char mon[96];
     snprintf(mon, sizeof mon, "inproc://cohort-punch-%p-%llu", (void *)p,
              (unsigned long long)self->punch_attempts);
-    zmq_socket_monitor(p->punch, mon, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
+    zmq_socket_monitor(p->punch, mon,
+                       ZMQ_EVENT_CONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                           ZMQ_EVENT_DISCONNECTED);
     p->punch_mon = zmq_socket(self->ctx, ZMQ_PAIR);
     zmq_setsockopt(p->punch_mon, ZMQ_LINGER, &zero, sizeof zero);
     zmq_connect(p->punch_mon, mon);
-    char dial[160];
-    snprintf(dial, sizeof dial, "tcp://0.0.0.0:%u;%s", self->cfg->punch_port,
+    snprintf(p->punch_at, sizeof p->punch_at, "%s",
              strncmp(endpoint, "tcp://", 6) ? endpoint : endpoint + 6);
+    char dial[160];
+    snprintf(dial, sizeof dial, "tcp://0.0.0.0:%u;%s", self->cfg->punch_port, p->punch_at);
     if (zmq_connect(p->punch, dial) != 0)
         COHORT_LOG(COHORT_LOG_WARN, "punch.connect_failed peer=%s endpoint=%s error=\"%s\"",
                    p->name, dial, zmq_strerror(zmq_errno()));
@@ -252,19 +340,26 @@ static int s_on_punch_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     node_t *self = arg;
     node_peer_t *p = s_peer_by_socket(self, item->socket, true);
     uint16_t ev;
-    while (p && node_read_monitor(p->punch_mon, &ev, NULL) == 0) {
-        if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !p->punch_up) {
+    uint32_t value = 0;
+    while (p && node_read_monitor(p->punch_mon, &ev, &value) == 0) {
+        if (ev == ZMQ_EVENT_CONNECTED) {
+            p->punch_fd = (int)value;
+        } else if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED && !p->punch_up) {
             p->punch_up = true;
             p->punch_was_up = true;
+            p->punch_up_at = node_now();
             self->punch_ok++;
             COHORT_LOG(COHORT_LOG_INFO, "punch.ok peer=%s", p->name);
         } else if (ev == ZMQ_EVENT_DISCONNECTED && p->punch_up) {
             /* A punched mapping does not come back by redialling alone:
              * the socket is closed at the next tick and punching retried. */
             p->punch_up = false;
+            p->punch_fd = -1;
             p->punch_deadline = node_now();
             cohort_ladder_lost(&p->ladder, COHORT_RUNG_PUNCHED);
             COHORT_LOG(COHORT_LOG_INFO, "punch.lost peer=%s", p->name);
+        } else if (ev == ZMQ_EVENT_DISCONNECTED) {
+            p->punch_fd = -1;
         }
     }
     return 0;
@@ -292,24 +387,12 @@ void links_observe(node_t *self, node_peer_t *p, zmq_msg_t *frame)
     socklen_t len = sizeof ss;
     if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
         return;
-    char host[INET6_ADDRSTRLEN] = "", text[64];
+    char text[64];
     unsigned port = 0;
-    if (ss.ss_family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-        port = ntohs(a->sin_port);
-        snprintf(text, sizeof text, "%s:%u", host, port);
-    } else if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-        port = ntohs(a->sin6_port);
-        snprintf(text, sizeof text, "[%s]:%u", host, port);
-    } else {
-        return;
-    }
-    if (!strcmp(text, p->observed))
+    if (s_addr_text(&ss, text, sizeof text, &port) < 0 || !strcmp(text, p->observed))
         return;
     snprintf(p->observed, sizeof p->observed, "%s", text);
+    s_upgrade_reset(p, node_now(), "peer-address");
     char endpoint[80];
     snprintf(endpoint, sizeof endpoint, "tcp://%s", text);
     node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
@@ -328,7 +411,12 @@ static void s_on_observed(node_t *self, node_peer_t *from, Cohort__Wire__Observe
     if (slot == 1 && self->observed_from[1][0] && strcmp(self->observed_from[1], from->name))
         return; /* two rendezvous views are enough to tell the NAT type */
     snprintf(self->observed_from[slot], sizeof self->observed_from[slot], "%s", from->name);
+    /* A new public address (first seen, or the NAT moved us): punches that
+     * failed before say nothing about it. */
+    bool changed = strncmp(self->observed[slot], obs->endpoint, sizeof self->observed[slot] - 1);
     snprintf(self->observed[slot], sizeof self->observed[slot], "%.63s", obs->endpoint);
+    for (size_t i = 0; changed && i < self->peer_count; i++)
+        s_upgrade_reset(&self->peers[i], node_now(), "new-address");
     COHORT_LOG(COHORT_LOG_INFO, "netcheck.observed rendezvous=%s endpoint=%s", from->name,
                obs->endpoint);
 }
@@ -352,7 +440,9 @@ static void s_on_punch_request(node_t *self, node_peer_t *from, Cohort__Wire__Pu
     node_peer_t *target = req->target ? node_peer_by_name(self, req->target) : NULL;
     if (!(self->my_roles & COHORT_ROLE_RENDEZVOUS) || !target || target == from)
         return;
-    if (!from->observed[0] || !target->observed[0]) {
+    /* A target that is down would get no PunchGo, and its observed address
+     * may be stale: the requester's attempt would be wasted. */
+    if (!from->observed[0] || !target->observed[0] || !target->up) {
         s_send_go(self, from, target->name, NULL); /* cannot introduce */
         return;
     }
@@ -546,6 +636,12 @@ static void s_update(node_t *self, node_peer_t *p)
                cohort_rung_name(from), cohort_rung_name(p->ladder.active),
                p->ladder.active == COHORT_RUNG_RELAYED && p->via ? p->via->name : "-", reason);
     node_event(self, "link.changed", p->name, change);
+    /* Losing a rung changes what is worth trying, and reaching a punched or
+     * direct one ends the attempts: either way the backoff starts over. */
+    if (from > p->ladder.active)
+        s_upgrade_reset(p, now, "rung-lost");
+    else if (p->ladder.active >= COHORT_RUNG_PUNCHED)
+        s_upgrade_reset(p, now, "upgraded");
     /* Whatever was in flight on the old rung may be lost: resend now. */
     void *pair[2] = {self, p};
     cohort_session_resend_all(p->session, now, node_emit_data, pair);
@@ -571,6 +667,7 @@ static void s_probe(node_t *self, node_peer_t *p, cohort_rung_t rung, int64_t no
     ping.nonce = (uint64_t)now;
     ping.sent_us = (uint64_t)zclock_usecs();
     ping.epoch = self->epoch;
+    ping.roster_serial = cohort_roster_serial(self->id->roster); /* peers behind are sent ours */
     env.body_case = COHORT__WIRE__ENVELOPE__BODY_PING;
     env.ping = &ping;
     uint8_t *buf = NULL;
@@ -578,6 +675,17 @@ static void s_probe(node_t *self, node_peer_t *p, cohort_rung_t rung, int64_t no
     cohort_wire_encode(&env, &buf, &len);
     links_transmit_on(self, p, rung, NULL, buf, len);
     free(buf);
+}
+
+/* A punched link whose handshake completed but that has answered no probe
+ * for probe_timeout (the ladder demotes it then) is black-holed: TCP alone
+ * would keep it for minutes, and no new punch is tried while it exists. */
+static bool s_punch_silent(node_t *self, const node_peer_t *p, int64_t now)
+{
+    int64_t since = p->ladder.last_ok[COHORT_RUNG_PUNCHED];
+    if (since < p->punch_up_at)
+        since = p->punch_up_at;
+    return p->punch && p->punch_up && now - since > self->cfg->probe_timeout_ms;
 }
 
 void links_probe_all(node_t *self)
@@ -621,7 +729,7 @@ void links_tick(node_t *self)
         node_peer_t *p = &self->peers[i];
         if (p->punch && !p->punch_up && now >= p->punch_deadline) {
             bool lost = p->punch_was_up; /* worked, then died: not a failed punch */
-            s_punch_close(self, p);
+            s_punch_close(self, p, false);
             if (lost) {
                 p->reason = "punch-lost";
             } else {
@@ -630,6 +738,12 @@ void links_tick(node_t *self)
                 COHORT_LOG(COHORT_LOG_INFO, "punch.failed peer=%s", p->name);
             }
         }
+        if (s_punch_silent(self, p, now)) {
+            COHORT_LOG(COHORT_LOG_INFO, "punch.silent peer=%s", p->name);
+            s_punch_close(self, p, true);
+            p->reason = "punch-lost";
+            s_update(self, p); /* demoted now, not at the next probe round */
+        }
         bool direct =
             cohort_ladder_working(&p->ladder, COHORT_RUNG_DIRECT, now, self->cfg->probe_timeout_ms);
         if (direct) {
@@ -637,16 +751,24 @@ void links_tick(node_t *self)
             p->direct_deadline = now + self->cfg->direct_timeout_ms;
             continue;
         }
+        /* Direct is still dialling, or came up and is earning its probes
+         * (links_direct_progress pushed the deadline): a punch now would
+         * cost both peers and the rendezvous work for a rung not needed. */
         if (now < p->direct_deadline)
             continue;
         if (!p->punch_up && (!*p->reason || !strcmp(p->reason, "starting")))
             p->reason = p->endpoint_count ? "direct-timeout" : "no-endpoint";
-        if (p->punch || now < p->next_punch)
+        if (p->punch || !cohort_ladder_retry_due(&p->upgrade, now))
             continue;
-        /* Upgrade attempts: every upgrade_interval, with up to 25% jitter so
-         * a whole site does not knock at once. */
-        int64_t jitter = (int64_t)((uint64_t)random() % (self->cfg->upgrade_interval_ms / 4 + 1));
-        p->next_punch = now + self->cfg->upgrade_interval_ms + jitter;
+        /* A peer that is down cannot take part in a punch: the attempt would
+         * only lengthen the wait for the next one. It is made due again when
+         * the peer comes up (links_peer_up), which, with a relay to bring
+         * it up, it does before it can be punched anyway. Without a relay,
+         * punching is the only way it ever comes up: try regardless. */
+        if (!p->up && p->via)
+            continue;
+        cohort_ladder_retry_attempt(&p->upgrade, now, self->cfg->punch_timeout_ms,
+                                    self->cfg->upgrade_interval_ms, s_random(self));
         if (!self->cfg->punch_port) {
             p->reason = "no-punch-port";
             continue;
@@ -664,8 +786,28 @@ void links_tick(node_t *self)
         env.body_case = COHORT__WIRE__ENVELOPE__BODY_PUNCH_REQUEST;
         env.punch_request = &req;
         node_transmit_env(self, r, &env);
-        COHORT_LOG(COHORT_LOG_INFO, "punch.request peer=%s rendezvous=%s", p->name, r->name);
+        self->punch_requests++;
+        COHORT_LOG(COHORT_LOG_INFO, "punch.request peer=%s rendezvous=%s attempt=%u", p->name,
+                   r->name, p->upgrade.failures);
     }
+}
+
+void links_peer_up(node_t *self, node_peer_t *p)
+{
+    int64_t now = node_now();
+    s_upgrade_reset(p, now, "peer-up");
+    /* A rendezvous back: attempts that found none say nothing now. */
+    for (size_t i = 0; (p->roles & COHORT_ROLE_RENDEZVOUS) && i < self->peer_count; i++)
+        if (&self->peers[i] != p)
+            s_upgrade_reset(&self->peers[i], now, "rendezvous-up");
+}
+
+void links_direct_progress(node_t *self, node_peer_t *p)
+{
+    /* Two answered probes, one per probe_timeout / 3, fit in probe_timeout. */
+    int64_t until = node_now() + self->cfg->probe_timeout_ms;
+    if (p->direct_deadline < until)
+        p->direct_deadline = until;
 }
 
 void links_peer_init(node_t *self, node_peer_t *p)
@@ -673,7 +815,8 @@ void links_peer_init(node_t *self, node_peer_t *p)
     cohort_ladder_init(&p->ladder);
     p->reason = "starting";
     p->direct_deadline = node_now() + self->cfg->direct_timeout_ms;
-    p->next_punch = p->direct_deadline;
+    cohort_ladder_retry_init(&p->upgrade, p->direct_deadline);
+    p->punch_fd = -1;
     p->rtt_relayed_us = -1;
     p->seal = cohort_seal_new(self->secret_key, self->public_key, p->key);
 }
@@ -682,6 +825,6 @@ void links_peer_fini(node_peer_t *p)
 {
     free(p->quota);
     p->quota = NULL;
-    s_punch_close(NULL, p);
+    s_punch_close(NULL, p, false);
     cohort_seal_destroy(&p->seal);
 }

@@ -87,6 +87,9 @@ static void s_deliver(node_t *self, const char *sender, const node_msg_t *msg)
 
 int node_transmit_env(node_t *self, node_peer_t *p, node_env_t *env)
 {
+    members_pb_t pb;
+    if (env->n_updates == 0)
+        members_attach(self, p, env, &pb);
     uint8_t *buf = NULL;
     size_t len = 0;
     cohort_wire_encode(env, &buf, &len);
@@ -202,7 +205,9 @@ static int s_dealer_open(node_t *self, node_peer_t *p, size_t index, cohort_err_
     zmq_setsockopt(p->dealer, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(p->dealer, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
     char ep[96];
-    snprintf(ep, sizeof ep, "inproc://cohort-mon-%zu", index);
+    /* Numbered per dealer, not by place: peers move in the array when a
+     * member is removed, and a new dealer must not meet an old endpoint. */
+    snprintf(ep, sizeof ep, "inproc://cohort-mon-%zu-%" PRIu64, index, ++self->dealer_seq);
     if (zmq_socket_monitor(p->dealer, ep, ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) !=
         0)
         return cohort_err_set(err, "peer %s: monitor: %s", p->name, zmq_strerror(zmq_errno()));
@@ -250,6 +255,158 @@ static bool s_peer_reachable(const node_peer_t *p)
            (p->ladder.active != COHORT_RUNG_NONE || (p->dealer && p->dealer_up) || p->route_len);
 }
 
+static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg);
+static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg);
+static void s_fail_call(node_t *self, uint64_t id, const char *service, int code, const char *why);
+static void s_pending_remove(node_t *self, size_t i);
+
+static void s_poller_end(node_t *self, void *sock)
+{
+    if (!sock || !self->loop)
+        return;
+    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
+    zloop_poller_end(self->loop, &item);
+}
+
+/* Relay quotas are indexed by place in peers and sized by peer_count when
+ * made: when peers come or go they start over (a fresh one-second window). */
+static void s_quota_reset(node_t *self)
+{
+    for (size_t i = 0; i < self->peer_count; i++) {
+        free(self->peers[i].quota);
+        self->peers[i].quota = NULL;
+    }
+}
+
+static void s_dealer_start(node_t *self, node_peer_t *p)
+{
+    cohort_err_t err;
+    if (s_dealer_open(self, p, (size_t)(p - self->peers), &err) < 0) {
+        COHORT_LOG(COHORT_LOG_WARN, "dealer.failed peer=%s error=\"%s\"", p->name,
+                   cohort_err_text(&err));
+        return;
+    }
+    node_add_socket(self, p->monitor, s_on_monitor);
+    node_add_socket(self, p->dealer, s_on_dealer);
+}
+
+static void s_dealer_stop(node_t *self, node_peer_t *p)
+{
+    s_poller_end(self, p->dealer);
+    s_poller_end(self, p->monitor);
+    if (p->dealer) {
+        zmq_socket_monitor(p->dealer, NULL, 0);
+        zmq_close(p->dealer);
+    }
+    if (p->monitor)
+        zmq_close(p->monitor);
+    p->dealer = p->monitor = NULL;
+    p->dealer_up = false;
+}
+
+node_peer_t *node_peer_add(node_t *self, const cohort_member_t *m, cohort_err_t *err)
+{
+    if (self->peer_count >= self->peer_cap) {
+        cohort_err_set(err, "member %s: no room for more than %zu peers", m->name, self->peer_cap);
+        return NULL;
+    }
+    node_peer_t *p = &self->peers[self->peer_count];
+    memset(p, 0, sizeof *p);
+    p->name = cohort_strdup(m->name);
+    p->site = cohort_strdup(m->site);
+    p->roles = m->roles;
+    memcpy(p->fp_hex, m->info.fingerprint_hex, sizeof p->fp_hex);
+    memcpy(p->key, m->info.public_key, COHORT_KEY_LEN);
+    p->rtt_us = -1;
+    p->session =
+        cohort_session_new(self->epoch, self->cfg->send_queue,
+                           (size_t)self->cfg->send_queue * 64 * 1024, S_RTO_MIN_MS, S_RTO_MAX_MS);
+    for (size_t e = 0; e < m->endpoint_count && e < COHORT_ROSTER_MAX_ENDPOINTS; e++)
+        p->endpoints[p->endpoint_count++] = cohort_strdup(m->endpoints[e]);
+    for (size_t k = 0; k < NODE_ROSTER_INBOUND; k++)
+        p->rs.inbound[k].fd = -1;
+    p->rs.not_before = m->not_before;
+    p->rs.not_after = m->not_after;
+    memcpy(p->rs.fp, m->info.fingerprint, sizeof p->rs.fp);
+    s_quota_reset(self);
+    self->peer_count++;
+    links_peer_init(self, p);
+    members_peer_added(self, p);
+    if (p->endpoint_count)
+        s_dealer_start(self, p);
+    if (self->interest_version)
+        s_send_interest_to(self, p);
+    return p;
+}
+
+void node_peer_update(node_t *self, node_peer_t *p, const cohort_member_t *m)
+{
+    free(p->site);
+    p->site = cohort_strdup(m->site);
+    memcpy(p->fp_hex, m->info.fingerprint_hex, sizeof p->fp_hex);
+    memcpy(p->rs.fp, m->info.fingerprint, sizeof p->rs.fp);
+    p->rs.not_before = m->not_before;
+    p->rs.not_after = m->not_after;
+    /* Endpoints a member announced in its hello stay while the roster
+     * names none; the roster's own replace them. Rendezvous nodes are
+     * dialled from the punch port, so that role changes what is dialled. */
+    bool redial = ((p->roles ^ m->roles) & COHORT_ROLE_RENDEZVOUS) && p->endpoint_count;
+    p->roles = m->roles;
+    if (m->endpoint_count) {
+        bool same = m->endpoint_count == p->endpoint_count;
+        for (size_t e = 0; same && e < m->endpoint_count; e++)
+            same = !strcmp(m->endpoints[e], p->endpoints[e]);
+        if (!same) {
+            for (size_t e = 0; e < p->endpoint_count; e++)
+                free(p->endpoints[e]);
+            p->endpoint_count = 0;
+            for (size_t e = 0; e < m->endpoint_count && e < COHORT_ROSTER_MAX_ENDPOINTS; e++)
+                p->endpoints[p->endpoint_count++] = cohort_strdup(m->endpoints[e]);
+            redial = true;
+        }
+    }
+    if (!redial)
+        return;
+    COHORT_LOG(COHORT_LOG_INFO, "peer.redial node=%s endpoints=%zu", p->name, p->endpoint_count);
+    s_dealer_stop(self, p);
+    s_dealer_start(self, p);
+}
+
+void node_peer_remove(node_t *self, node_peer_t *p, const char *why)
+{
+    size_t index = (size_t)(p - self->peers);
+    assert(index < self->peer_count);
+    char text[160];
+    snprintf(text, sizeof text, "'%s' is no longer admitted (%s)", p->name, why);
+    for (size_t i = 0; i < self->pending_count;) {
+        if (self->pending[i].node && !strcmp(self->pending[i].node, p->name)) {
+            s_fail_call(self, self->pending[i].id, self->pending[i].service,
+                        COHORT__API__CODE__NO_RESPONDERS, text);
+            s_pending_remove(self, i);
+        } else {
+            i++;
+        }
+    }
+    members_peer_removed(self, p->name);
+    s_dealer_stop(self, p);
+    s_poller_end(self, p->punch);
+    s_poller_end(self, p->punch_mon);
+    s_peer_fini(p);
+    for (size_t i = 0; i < self->peer_count; i++) {
+        node_peer_t *q = &self->peers[i];
+        if (q->via == p) {
+            q->via = NULL;
+            cohort_ladder_lost(&q->ladder, COHORT_RUNG_RELAYED);
+        } else if (q->via > p) {
+            q->via--; /* it moves down one place below */
+        }
+    }
+    memmove(p, p + 1, (self->peer_count - index - 1) * sizeof *p);
+    self->peer_count--;
+    memset(&self->peers[self->peer_count], 0, sizeof *p);
+    s_quota_reset(self);
+}
+
 /* ---- messaging ---- */
 
 static void s_fail_call(node_t *self, uint64_t id, const char *service, int code, const char *why)
@@ -266,6 +423,7 @@ static void s_fail_call(node_t *self, uint64_t id, const char *service, int code
 static void s_pending_remove(node_t *self, size_t i)
 {
     free(self->pending[i].service);
+    free(self->pending[i].node);
     self->pending[i] = self->pending[--self->pending_count];
 }
 
@@ -366,7 +524,10 @@ static void s_peer_set_up(node_t *self, node_peer_t *p, bool up, const char *rea
     if (p->up == up)
         return;
     p->up = up;
-    node_event(self, up ? "member.up" : "member.down", p->name, reason);
+    /* the link; whether the member is alive is the cluster's view (members.c) */
+    node_event(self, up ? "link.up" : "link.down", p->name, reason);
+    if (up)
+        links_peer_up(self, p);
 }
 
 static void s_handle_epoch(node_t *self, node_peer_t *p, uint64_t epoch)
@@ -396,11 +557,36 @@ static void s_handle_epoch(node_t *self, node_peer_t *p, uint64_t epoch)
     }
 }
 
+bool node_peer_learn_endpoints(node_t *self, node_peer_t *p, const char *const *endpoints, size_t n,
+                               const char *source)
+{
+    if (p->endpoint_count || p->dealer || n == 0)
+        return false;
+    for (size_t i = 0; i < n && p->endpoint_count < COHORT_ROSTER_MAX_ENDPOINTS; i++)
+        if (cohort_endpoint_valid(endpoints[i]))
+            p->endpoints[p->endpoint_count++] = cohort_strdup(endpoints[i]);
+    if (!p->endpoint_count)
+        return false;
+    cohort_err_t err;
+    if (s_dealer_open(self, p, (size_t)(p - self->peers), &err) < 0) {
+        COHORT_LOG(COHORT_LOG_WARN, "dealer.failed peer=%s error=\"%s\"", p->name,
+                   cohort_err_text(&err));
+        return false;
+    }
+    node_add_socket(self, p->monitor, s_on_monitor);
+    node_add_socket(self, p->dealer, s_on_dealer);
+    COHORT_LOG(COHORT_LOG_INFO, "peer.dial node=%s endpoint=%s source=%s", p->name, p->endpoints[0],
+               source);
+    return true;
+}
+
 void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_rung_t path,
                           node_peer_t *via)
 {
     int64_t now = node_now();
     p->last_seen = now;
+    if (members_handle(self, p, env))
+        return;
     if (links_handle(self, p, env, path))
         return;
     switch (env->body_case) {
@@ -414,23 +600,11 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
             return;
         }
         p->hello_in = true;
-        if (p->endpoint_count == 0 && env->hello->n_endpoints && !p->dealer) {
-            for (size_t i = 0; i < env->hello->n_endpoints && i < COHORT_ROSTER_MAX_ENDPOINTS; i++)
-                if (cohort_endpoint_valid(env->hello->endpoints[i]))
-                    p->endpoints[p->endpoint_count++] = cohort_strdup(env->hello->endpoints[i]);
-            if (p->endpoint_count) {
-                cohort_err_t err;
-                if (s_dealer_open(self, p, (size_t)(p - self->peers), &err) < 0)
-                    COHORT_LOG(COHORT_LOG_WARN, "dealer.failed peer=%s error=\"%s\"", p->name,
-                               cohort_err_text(&err));
-                else {
-                    node_add_socket(self, p->monitor, s_on_monitor);
-                    node_add_socket(self, p->dealer, s_on_dealer);
-                }
-            }
-        }
+        node_peer_learn_endpoints(self, p, (const char *const *)env->hello->endpoints,
+                                  env->hello->n_endpoints, "hello");
         s_handle_epoch(self, p, env->hello->epoch);
         s_peer_set_up(self, p, true, "hello");
+        roster_sync_peer_serial(self, p, env->hello->roster_serial);
         break;
     case COHORT__WIRE__ENVELOPE__BODY_DATA: {
         Cohort__Wire__Data *d = env->data;
@@ -469,17 +643,25 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
         pong.nonce = env->ping->nonce;
         pong.sent_us = env->ping->sent_us;
         pong.epoch = self->epoch;
+        pong.roster_serial = cohort_roster_serial(self->id->roster);
         out.body_case = COHORT__WIRE__ENVELOPE__BODY_PONG;
         out.pong = &pong;
+        members_pb_t pb;
+        members_attach(self, p, &out, &pb);
         uint8_t *buf = NULL;
         size_t len = 0;
         cohort_wire_encode(&out, &buf, &len);
         links_transmit_on(self, p, path, via, buf, len);
         free(buf);
+        roster_sync_peer_serial(self, p, env->ping->roster_serial);
         break;
     }
     case COHORT__WIRE__ENVELOPE__BODY_PONG:
         links_probe_answered(self, p, path, env->pong->sent_us);
+        roster_sync_peer_serial(self, p, env->pong->roster_serial);
+        break;
+    case COHORT__WIRE__ENVELOPE__BODY_ROSTER:
+        roster_sync_offer(self, p, env->roster);
         break;
     case COHORT__WIRE__ENVELOPE__BODY_GOODBYE:
         p->hello_in = false;
@@ -580,10 +762,16 @@ static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
             self->counters.unknown_sender++;
         } else {
             if (zmq_msg_size(&route) <= S_MAX_ROUTE) {
+                /* a new connection from p: direct is in progress */
+                bool fresh = p->route_len != zmq_msg_size(&route) ||
+                             memcmp(p->route, zmq_msg_data(&route), p->route_len) != 0;
                 memcpy(p->route, zmq_msg_data(&route), zmq_msg_size(&route));
                 p->route_len = zmq_msg_size(&route);
+                if (fresh)
+                    links_direct_progress(self, p);
             }
             links_observe(self, p, &body);
+            roster_sync_note_inbound(self, p, &body);
             node_process_frame(self, p, &body, COHORT_RUNG_DIRECT, NULL);
         }
         zmq_msg_close(&route);
@@ -650,6 +838,7 @@ static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
             if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
                 p->dealer_up = true;
                 COHORT_LOG(COHORT_LOG_DEBUG, "link.up peer=%s rung=direct", p->name);
+                links_direct_progress(self, p);
                 s_send_hello(self, p);
                 void *pair[2] = {self, p};
                 cohort_session_resend_all(p->session, node_now(), node_emit_data, pair);
@@ -751,6 +940,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
         }
     }
     links_tick(self);
+    members_tick(self);
     s_flush_acks(self);
     if (self->terminating) {
         size_t unacked = 0;
@@ -938,6 +1128,7 @@ static int s_cmd_call(node_t *self, zmsg_t *cmd)
     pend->id = id;
     pend->wire_id = wire_id;
     pend->service = cohort_strdup(service);
+    pend->node = local ? NULL : cohort_strdup(p->name);
     pend->deadline = node_now() + (timeout > 0 ? timeout : 5000);
 out:
     if (msg)
@@ -1092,7 +1283,9 @@ static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
     if (!verb) {
         rc = 0;
     } else if (!strcmp(verb, "$TERM")) {
-        /* Leave: say goodbye, then give unacked messages a moment to land. */
+        /* Leave: say goodbye (our LEFT rides on it), then give unacked
+         * messages a moment to land. */
+        members_leave(self);
         for (size_t i = 0; i < self->peer_count; i++) {
             node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
             Cohort__Wire__Goodbye bye = COHORT__WIRE__GOODBYE__INIT;
@@ -1118,6 +1311,13 @@ static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
         rc = s_cmd_status(self);
     } else if (!strcmp(verb, "PEERS")) {
         rc = s_cmd_peers(self);
+    } else if (!strcmp(verb, "MEMBERS")) {
+        Cohort__Api__Response resp = COHORT__API__RESPONSE__INIT;
+        members_fill(self, &resp);
+        s_send_response(self, &resp);
+        members_free(&resp);
+    } else if (!strcmp(verb, "ROSTER")) {
+        rc = roster_sync_cmd(self, cmd);
     } else if (!strcmp(verb, "INBOX")) {
         zsock_send(self->pipe, "sss", "0", "", self->inbox_ep);
     } else {
@@ -1181,34 +1381,11 @@ static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
 
     self->rr = zhashx_new();
     self->loop = zloop_new();
-    size_t n = cohort_roster_member_count(self->id->roster);
-    self->peers = cohort_calloc(n, sizeof *self->peers);
-    for (size_t i = 0; i < n; i++) {
-        const cohort_member_t *m = cohort_roster_member(self->id->roster, i);
-        if (m == self->id->self_member || !m->trusted)
-            continue;
-        node_peer_t *p = &self->peers[self->peer_count];
-        p->name = cohort_strdup(m->name);
-        p->site = cohort_strdup(m->site);
-        p->roles = m->roles;
-        memcpy(p->fp_hex, m->info.fingerprint_hex, sizeof p->fp_hex);
-        memcpy(p->key, m->info.public_key, COHORT_KEY_LEN);
-        p->rtt_us = -1;
-        p->session = cohort_session_new(self->epoch, self->cfg->send_queue,
-                                        (size_t)self->cfg->send_queue * 64 * 1024, S_RTO_MIN_MS,
-                                        S_RTO_MAX_MS);
-        for (size_t e = 0; e < m->endpoint_count; e++)
-            p->endpoints[p->endpoint_count++] = cohort_strdup(m->endpoints[e]);
-        self->peer_count++;
-        links_peer_init(self, p);
-        if (p->endpoint_count) {
-            if (s_dealer_open(self, p, self->peer_count - 1, err) < 0)
-                return -1;
-            node_add_socket(self, p->monitor, s_on_monitor);
-            node_add_socket(self, p->dealer, s_on_dealer);
-        }
-    }
-    snprintf(self->inbox_ep, sizeof self->inbox_ep, "inproc://cohort-inbox-%p", (void *)self);
+    if (roster_sync_start(self, err) < 0)
+        return -1;
+    members_start(self);
+    if (!self->inbox_ep[0])
+        snprintf(self->inbox_ep, sizeof self->inbox_ep, "inproc://cohort-inbox-%p", (void *)self);
     self->inbox = zsock_new_pair(NULL);
     zsock_set_sndhwm(self->inbox, 100000);
     zsock_set_sndtimeo(self->inbox, 0);
@@ -1231,11 +1408,15 @@ static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
 
 static void s_stop(node_t *self)
 {
+    members_stop(self);
+    roster_sync_stop(self);
     for (size_t i = 0; i < self->peer_count; i++)
         s_peer_fini(&self->peers[i]);
     free(self->peers);
-    for (size_t i = 0; i < self->pending_count; i++)
+    for (size_t i = 0; i < self->pending_count; i++) {
         free(self->pending[i].service);
+        free(self->pending[i].node);
+    }
     free(self->pending);
     s_set_free(&self->services, &self->service_count);
     s_set_free(&self->patterns, &self->pattern_count);
@@ -1265,6 +1446,7 @@ void cohort_node_actor(zsock_t *pipe, void *vargs)
     memset(self, 0, sizeof *self);
     cohort__api__counters__init(&self->counters); /* protobuf-c needs its descriptor */
     self->pipe = pipe;
+    snprintf(self->inbox_ep, sizeof self->inbox_ep, "%s", args->inbox);
     cohort_err_t err;
     cohort_err_clear(&err);
     if (s_start(self, args->config_path, &err) < 0) {

@@ -21,6 +21,9 @@
  *   SERVE service            UNSERVE service  CALL id service msg timeout_ms
  *   REPLY node request_id msg                 STATUS         PEERS
  *   INBOX  (reply frame 3: the inbox endpoint to connect a PAIR to)
+ *   ROSTER source roster signature   (source "push" or "file"; reply frames
+ *          3 and 4: the refusal reason code, "" when applied, and the serial
+ *          held afterwards; see roster_sync.c)
  * where msg is an encoded cohort.wire.Message. STATUS and PEERS add a frame
  * with an encoded cohort.api.Response. PUB adds the recipient count.
  * Inbox messages: "D" sender msg  |  "E" type node reason.
@@ -34,6 +37,11 @@
  * it needs before signalling; args may be freed after zactor_new returns. */
 typedef struct cohort_node_args {
     const char *config_path;
+    /* Where the actor binds its inbox; "" picks one (INBOX tells it). A
+     * front that connects its PAIR here before starting the actor (inproc
+     * allows connecting first) misses no event of the node's first
+     * moments. */
+    char inbox[64];
     char error[1024]; /* set by the actor when it fails to start */
 } cohort_node_args_t;
 

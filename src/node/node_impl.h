@@ -13,11 +13,13 @@
 #include "overlay/ladder.h"
 #include "overlay/seal.h"
 #include "overlay/session.h"
+#include "overlay/swim.h"
 #include "overlay/zap.h"
 
 #include <czmq.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #define S_TICK_MS 50
 #define S_DOWN_AFTER_MS 5000
@@ -37,6 +39,25 @@ typedef struct node_quota {
     int64_t window; /* start of the current one-second window */
     uint64_t bytes, frames;
 } node_quota_t;
+
+/* roster_sync.c: what a node keeps per peer for live roster changes. */
+#define NODE_ROSTER_INBOUND 4 /* inbound connections remembered per peer */
+typedef struct node_roster_peer {
+    /* ROUTER connections the peer dialled in: libzmq cannot close one of a
+     * ROUTER's connections, so a removed member's are shut down by fd,
+     * after checking both ends still are what they were. */
+    struct {
+        int fd;         /* -1: free */
+        uint64_t route; /* hash of the routing id libzmq gave that connection */
+        char local[64], remote[64];
+    } inbound[NODE_ROSTER_INBOUND];
+    unsigned inbound_next;
+    uint64_t serial;      /* the roster serial the peer last said it holds */
+    uint64_t sent_serial; /* the serial last sent to it, and when (ms) */
+    int64_t sent_at;
+    time_t not_before, not_after;   /* its certificate window (admission) */
+    uint8_t fp[COHORT_CERT_FP_LEN]; /* its certificate (revocation) */
+} node_roster_peer_t;
 
 typedef struct node_peer {
     char *name;
@@ -67,18 +88,23 @@ typedef struct node_peer {
     void *punch;        /* punched link socket, NULL if none */
     void *punch_mon;
     bool punch_up;
-    bool punch_was_up;       /* this punch socket completed a handshake once */
-    int64_t punch_deadline;  /* attempt gives up at this time */
-    int64_t next_punch;      /* next attempt not before */
-    int64_t direct_deadline; /* when direct is declared failed */
-    char observed[64];       /* on rendezvous nodes: ip:port we see it from */
-    char observed_by_me[64]; /* what a rendezvous told us about us (self only) */
-    struct node_peer *via;   /* relay used for this peer, NULL if none */
-    cohort_seal_t *seal;     /* end-to-end sealing for relayed frames */
+    bool punch_was_up;             /* this punch socket completed a handshake once */
+    int64_t punch_deadline;        /* attempt gives up at this time */
+    int64_t punch_up_at;           /* when its handshake completed, ms */
+    int punch_fd;                  /* its TCP socket (libzmq's), -1 unknown */
+    char punch_at[64];             /* the address it dials, ip:port */
+    cohort_ladder_retry_t upgrade; /* punch attempts: backoff and jitter */
+    int64_t direct_deadline;       /* punching waits for direct until then */
+    char observed[64];             /* on rendezvous nodes: ip:port we see it from */
+    char observed_by_me[64];       /* what a rendezvous told us about us (self only) */
+    struct node_peer *via;         /* relay used for this peer, NULL if none */
+    cohort_seal_t *seal;           /* end-to-end sealing for relayed frames */
     int64_t rtt_relayed_us;
     /* relay quotas, when we relay frames from this peer: one window per
      * destination peer (indexed like node_t.peers), made on first use */
     struct node_quota *quota;
+    /* roster_sync.c */
+    node_roster_peer_t rs;
 } node_peer_t;
 
 typedef struct {
@@ -86,6 +112,7 @@ typedef struct {
     uint64_t wire_id; /* the id on the wire (unique per node run) */
     char *service;
     int64_t deadline;
+    char *node; /* the provider asked; NULL when this node serves it */
 } node_pending_t;
 
 typedef struct {
@@ -123,8 +150,28 @@ typedef struct {
     char observed[2][64]; /* our public address as two rendezvous nodes see it */
     char observed_from[2][64];
     uint64_t punch_attempts, punch_ok, punch_failed, rung_switches;
+    uint64_t punch_requests; /* PunchRequests sent (a rendezvous may decline) */
+    uint64_t rng;            /* jitter source (xorshift64), seeded on first use */
     uint64_t relay_frames, relay_bytes, relay_dropped;
     uint64_t seal_rejected;
+    /* roster_sync.c. peers has room for peer_cap elements, allocated once
+     * (see roster_sync_start), so adding a member never moves a peer. */
+    size_t peer_cap;
+    uint64_t dealer_seq;                    /* numbers dealer monitor endpoints */
+    time_t roster_recheck_at;               /* next time a member's admission changes by itself */
+    int roster_timer;                       /* pending gossip: one-shot timer id, 0 none */
+    struct node_roster_offer *roster_offer; /* newest roster a peer sent, not yet tried */
+    uint64_t roster_applied, roster_rejected, roster_sent;
+    /* members.c */
+    cohort_swim_t *swim;
+    uint64_t swim_rng;
+    uint64_t swim_pings;
+    bool cache_dirty;    /* the bootstrap cache is behind */
+    int64_t cache_saved; /* when it was last written, ms */
+    int beacon_fd;       /* LAN beacon socket, -1 off */
+    uint64_t beacon_tag;
+    int64_t beacon_next;
+    uint64_t beacon_sent, beacon_heard, beacon_ignored;
 } node_t;
 
 /* protobuf-c's string fields are `char *`, but outgoing messages are only
@@ -157,6 +204,104 @@ int node_read_monitor(void *sock, uint16_t *event, uint32_t *value);
 void node_process_frame(node_t *self, node_peer_t *p, zmq_msg_t *body, cohort_rung_t path,
                         node_peer_t *via);
 
+/* node.c: peers come and go with the roster (roster_sync.c decides). */
+/* Adds admitted member m as a peer at the end of peers (no event): session,
+ * ladder, a dealer when it advertises endpoints, and this node's interest.
+ * Returns NULL (err set) only when peers is full. */
+node_peer_t *node_peer_add(node_t *self, const cohort_member_t *m, cohort_err_t *err);
+/* Takes roles, site, fingerprint and advertised endpoints from m (the same
+ * key): re-dials when the endpoints to dial changed. */
+void node_peer_update(node_t *self, node_peer_t *p, const cohort_member_t *m);
+/* Closes every link to p (dealer, punched socket), fails the requests it
+ * was asked (NO_RESPONDERS, why), drops its session and removes it from
+ * peers. Peers after it move down one place: their addresses change, and
+ * via pointers and relay quotas are fixed here. Run it only from the pipe
+ * or a timer handler, never inside a handler that holds a peer pointer. */
+void node_peer_remove(node_t *self, node_peer_t *p, const char *why);
+
+/* ---- roster_sync.c: live roster distribution ----
+ * A node accepts a roster pushed by an operator (API RosterPush, SIGHUP) or
+ * sent by a peer (RosterData) only when it verifies against a trusted CA,
+ * names this cluster, passes the roster checks, has a higher serial than
+ * the one held and still admits this node; it persists it in state_dir and
+ * only then swaps it in and brings the peers in line (closing the links of
+ * members no longer admitted at once), then sends it to every peer. Peers
+ * holding a lower serial (Hello, Ping, Pong) are sent it too, at most once
+ * per NODE_ROSTER_RESEND_MS per peer and serial. */
+#define NODE_ROSTER_RESEND_MS 3000
+
+typedef enum {
+    NODE_ROSTER_FROM_PUSH,   /* an operator, through the API */
+    NODE_ROSTER_FROM_FILE,   /* trust.roster re-read on SIGHUP */
+    NODE_ROSTER_FROM_GOSSIP, /* a peer */
+} node_roster_source_t;
+
+typedef struct {
+    bool applied;
+    uint64_t serial;    /* the serial held afterwards */
+    const char *reason; /* "" when applied, else a stable reason code */
+    char error[768];    /* for people: what and why */
+} node_roster_result_t;
+
+/* Builds the peers from the roster at start (no events). */
+int roster_sync_start(node_t *self, cohort_err_t *err);
+void roster_sync_stop(node_t *self);
+/* Verifies, persists and applies roster bytes (see above). from names the
+ * peer that sent them (NULL unless gossip). Must not run inside a handler
+ * holding a peer pointer: gossip goes through roster_sync_offer. */
+void roster_sync_apply(node_t *self, node_roster_source_t source, const char *from,
+                       const uint8_t *roster, size_t len, const uint8_t *sig, size_t sig_len,
+                       node_roster_result_t *result);
+/* A peer sent RosterData: kept, and tried from a timer right after the
+ * current handler (applying removes peers). */
+void roster_sync_offer(node_t *self, node_peer_t *from, const Cohort__Wire__RosterData *data);
+/* A peer said which serial it holds (Hello, Ping, Pong). */
+void roster_sync_peer_serial(node_t *self, node_peer_t *p, uint64_t serial);
+/* A frame from p arrived on the ROUTER: remembers its connection. */
+void roster_sync_note_inbound(node_t *self, node_peer_t *p, zmq_msg_t *frame);
+/* Pipe command ROSTER source roster sig: applies and answers on the pipe. */
+int roster_sync_cmd(node_t *self, zmsg_t *cmd);
+
+/* ---- members.c: the membership view (SWIM), bootstrap cache, LAN beacon ---- */
+#define NODE_PIGGYBACK_MAX 6 /* member updates attached to one envelope */
+
+typedef struct {
+    Cohort__Wire__MemberUpdate u[NODE_PIGGYBACK_MAX];
+    Cohort__Wire__MemberUpdate *up[NODE_PIGGYBACK_MAX];
+} members_pb_t;
+
+/* Starts SWIM with every peer as a member, loads the bootstrap cache (and
+ * dials what it names), opens the LAN beacon if configured. */
+int members_start(node_t *self);
+/* Saves the bootstrap cache, closes the beacon, frees SWIM. */
+void members_stop(node_t *self);
+/* Every tick: SWIM timers, bootstrap cache writes, beacons. */
+void members_tick(node_t *self);
+/* Attaches piggybacked member updates for p (NULL: anyone) to env; pb
+ * holds them and must live until env is encoded. */
+void members_attach(node_t *self, const node_peer_t *p, node_env_t *env, members_pb_t *pb);
+/* An authenticated envelope from p: merges its updates and notes p alive.
+ * Returns true if env was SWIM's alone (PingReq, PingReqAck, gossip). */
+bool members_handle(node_t *self, node_peer_t *p, node_env_t *env);
+/* We leave: LEFT is queued for dissemination. */
+void members_leave(node_t *self);
+/* Member updates still queued for dissemination. */
+size_t members_pending(const node_t *self);
+void members_peer_added(node_t *self, node_peer_t *p);
+void members_peer_removed(node_t *self, const char *name);
+/* "alive", "suspect", "failed", "left" or "unknown". Static. */
+const char *members_state(const node_t *self, const char *name);
+/* Fills resp->members (freed by members_free). */
+void members_fill(node_t *self, Cohort__Api__Response *resp);
+void members_free(Cohort__Api__Response *resp);
+
+/* node.c: p may be dialled at these endpoints (learned from its hello,
+ * gossip, the bootstrap cache or a LAN beacon; source names which, for the
+ * log). Only a peer we have no dialled link to yet takes them. Returns true
+ * if a dealer was opened. */
+bool node_peer_learn_endpoints(node_t *self, node_peer_t *p, const char *const *endpoints, size_t n,
+                               const char *source);
+
 /* links.c: the fallback ladder */
 void links_peer_init(node_t *self, node_peer_t *p);
 void links_peer_fini(node_peer_t *p);
@@ -176,6 +321,11 @@ void links_probe_answered(node_t *self, node_peer_t *p, cohort_rung_t rung, uint
 void links_probe_all(node_t *self);
 /* Every tick: punch deadlines, upgrade attempts, relay choice. */
 void links_tick(node_t *self);
+/* p just came up: its next upgrade attempt is due now. */
+void links_peer_up(node_t *self, node_peer_t *p);
+/* A direct link to p just completed its handshake (our dealer) or p just
+ * reached us on our ROUTER: punching waits while it earns its probes. */
+void links_direct_progress(node_t *self, node_peer_t *p);
 /* A frame arrived on the ROUTER from p: rendezvous nodes note the address. */
 void links_observe(node_t *self, node_peer_t *p, zmq_msg_t *frame);
 /* Builds the dialled links' endpoint string for peer p (source-bound to the

@@ -73,3 +73,41 @@ bool cohort_ladder_update(cohort_ladder_t *self, int64_t now, int64_t probe_time
     self->switches++;
     return true;
 }
+
+int64_t cohort_ladder_backoff(unsigned failures, int64_t base, int64_t max, uint32_t rnd)
+{
+    assert(base > 0 && max > 0);
+    int64_t wait = base < max ? base : max;
+    /* doubling, stopped at max before it can overflow */
+    for (unsigned i = 0; i < failures && wait < max; i++)
+        wait = wait > max / 2 ? max : wait * 2;
+    return wait - (int64_t)(rnd % (uint64_t)(wait / 4 + 1));
+}
+
+void cohort_ladder_retry_init(cohort_ladder_retry_t *self, int64_t first)
+{
+    self->failures = 0;
+    self->next = first;
+}
+
+bool cohort_ladder_retry_due(const cohort_ladder_retry_t *self, int64_t now)
+{
+    return now >= self->next;
+}
+
+int64_t cohort_ladder_retry_attempt(cohort_ladder_retry_t *self, int64_t now, int64_t base,
+                                    int64_t max, uint32_t rnd)
+{
+    int64_t wait = cohort_ladder_backoff(self->failures, base, max, rnd);
+    if (self->failures < 64) /* long past max by then */
+        self->failures++;
+    self->next = now + wait;
+    return wait;
+}
+
+void cohort_ladder_retry_reset(cohort_ladder_retry_t *self, int64_t now)
+{
+    self->failures = 0;
+    if (self->next > now)
+        self->next = now;
+}

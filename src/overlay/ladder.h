@@ -8,6 +8,10 @@
  * that answers once is not switched to and away from), and stops counting
  * when it has answered nothing for probe_timeout (demotion). This module
  * owns no sockets and reads no clock: time comes in as milliseconds.
+ *
+ * It also schedules upgrade attempts (trying a higher rung while on a lower
+ * one): exponential backoff with jitter, started over when the path
+ * situation changes. Randomness comes in as a number, so tests can pin it.
  */
 #ifndef COHORT_OVERLAY_LADDER_H
 #define COHORT_OVERLAY_LADDER_H
@@ -49,5 +53,32 @@ bool cohort_ladder_working(const cohort_ladder_t *self, cohort_rung_t rung, int6
  * *from gets the previous one. */
 bool cohort_ladder_update(cohort_ladder_t *self, int64_t now, int64_t probe_timeout,
                           cohort_rung_t *from);
+
+/* Upgrade attempts. After each failed attempt the wait doubles, from base up
+ * to max; a change of the path situation (a rung lost, the peer back up, a
+ * new public address) starts it over and makes the next attempt due. */
+typedef struct cohort_ladder_retry {
+    unsigned failures; /* attempts made since the last reset */
+    int64_t next;      /* next attempt not before, ms */
+} cohort_ladder_retry_t;
+
+/* The wait before the next attempt after `failures` attempts that did not
+ * succeed: min(base * 2^failures, max), less up to a quarter of it picked by
+ * rnd (any value), so that nodes that failed together do not retry
+ * together. Never more than max, never less than 3/4 of min(base, max).
+ * base and max must be > 0. */
+int64_t cohort_ladder_backoff(unsigned failures, int64_t base, int64_t max, uint32_t rnd);
+/* The first attempt is due at first. */
+void cohort_ladder_retry_init(cohort_ladder_retry_t *self, int64_t first);
+/* True if an attempt may start at now. */
+bool cohort_ladder_retry_due(const cohort_ladder_retry_t *self, int64_t now);
+/* An attempt starts at now: schedules the next one (see
+ * cohort_ladder_backoff) and counts this one as failed until a reset says
+ * otherwise. Returns the wait chosen, ms. */
+int64_t cohort_ladder_retry_attempt(cohort_ladder_retry_t *self, int64_t now, int64_t base,
+                                    int64_t max, uint32_t rnd);
+/* The path situation changed at now: the waits start over from base and the
+ * next attempt is due at now at the latest. */
+void cohort_ladder_retry_reset(cohort_ladder_retry_t *self, int64_t now);
 
 #endif

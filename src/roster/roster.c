@@ -932,9 +932,22 @@ static int s_sig_key(s_parser_t *p, void *vctx, int key, yaml_node_t *value)
     return s_string(p, value, names[key], slot);
 }
 
-int cohort_roster_verify_sig(const char *buf, size_t len, const char *sig_name,
-                             const char *sig_text, size_t sig_len, const cohort_trust_t *trust,
-                             cohort_err_t *err)
+/* True if signer (the hint a signature file carries) names one of the
+ * trusted CAs by fingerprint. */
+static bool s_signer_trusted(const char *signer, const cohort_trust_t *trust)
+{
+    for (size_t i = 0; signer && i < cohort_trust_count(trust); i++) {
+        cohort_cert_info_t info;
+        cohort_cert_describe(cohort_trust_get(trust, i), &info);
+        if (!strcmp(info.fingerprint_hex, signer))
+            return true;
+    }
+    return false;
+}
+
+static int s_verify_sig(const char *buf, size_t len, const char *sig_name, const char *sig_text,
+                        size_t sig_len, const cohort_trust_t *trust,
+                        cohort_roster_verdict_t *verdict, cohort_err_t *err)
 {
     s_parser_t p = {.err = err};
     s_sig_t s = {0};
@@ -973,6 +986,10 @@ int cohort_roster_verify_sig(const char *buf, size_t len, const char *sig_name,
         goto out;
     }
     if (cohort_trust_verify_sig(trust, buf, len, raw, COHORT_SIG_LEN, err) < 0) {
+        /* A signer we do not know explains the failure better than
+         * tampering does; the hint decides only which reason is given. */
+        if (!s_signer_trusted(s.signer, trust))
+            *verdict = COHORT_ROSTER_UNKNOWN_SIGNER;
         if (s.signer)
             cohort_err_prefix(err, "%s: signer %.64s", sig_name, s.signer);
         else
@@ -980,6 +997,7 @@ int cohort_roster_verify_sig(const char *buf, size_t len, const char *sig_name,
         goto out;
     }
     rc = 0;
+    *verdict = COHORT_ROSTER_ACCEPTED;
 out:
     cohort_yaml_fini(&p.y);
     free(s.algorithm);
@@ -988,27 +1006,64 @@ out:
     return rc;
 }
 
-int cohort_roster_load_signed(const char *path, const char *sig_path, const cohort_trust_t *trust,
-                              time_t now, cohort_roster_t **out, cohort_problems_t *warnings,
-                              cohort_err_t *err)
+int cohort_roster_verify_sig(const char *buf, size_t len, const char *sig_name,
+                             const char *sig_text, size_t sig_len, const cohort_trust_t *trust,
+                             cohort_err_t *err)
 {
-    char *buf = NULL, *sig = NULL;
-    size_t len = 0, sig_len = 0;
+    cohort_roster_verdict_t verdict = COHORT_ROSTER_BAD_SIGNATURE;
+    return s_verify_sig(buf, len, sig_name, sig_text, sig_len, trust, &verdict, err);
+}
+
+const char *cohort_roster_verdict_name(cohort_roster_verdict_t verdict)
+{
+    switch (verdict) {
+    case COHORT_ROSTER_ACCEPTED:
+        return "accepted";
+    case COHORT_ROSTER_TOO_LARGE:
+        return "too-large";
+    case COHORT_ROSTER_UNSIGNED:
+        return "unsigned";
+    case COHORT_ROSTER_BAD_SIGNATURE:
+        return "bad-signature";
+    case COHORT_ROSTER_UNKNOWN_SIGNER:
+        return "unknown-signer";
+    case COHORT_ROSTER_MALFORMED:
+        return "malformed";
+    case COHORT_ROSTER_INVALID:
+        return "invalid";
+    }
+    return "unknown";
+}
+
+int cohort_roster_accept(const char *name, const char *buf, size_t len, const char *sig_name,
+                         const char *sig, size_t sig_len, const cohort_trust_t *trust, time_t now,
+                         cohort_roster_t **out, cohort_problems_t *warnings,
+                         cohort_roster_verdict_t *verdict, cohort_err_t *err)
+{
+    cohort_roster_verdict_t why = COHORT_ROSTER_BAD_SIGNATURE;
     cohort_roster_t *r = NULL;
     cohort_problems_t problems = {0};
     int rc = -1;
-    if (cohort_fs_read(path, COHORT_ROSTER_FILE_MAX, &buf, &len, err) < 0)
+    if (len > COHORT_ROSTER_FILE_MAX) {
+        why = COHORT_ROSTER_TOO_LARGE;
+        cohort_err_set(err, "%s: roster is %zu bytes, over the limit of %d", name, len,
+                       COHORT_ROSTER_FILE_MAX);
         goto out;
-    if (cohort_fs_read(sig_path, COHORT_ROSTER_SIG_FILE_MAX, &sig, &sig_len, err) < 0) {
-        cohort_err_prefix(err, "roster signature");
+    }
+    if (!sig || sig_len == 0) {
+        why = COHORT_ROSTER_UNSIGNED;
+        cohort_err_set(err, "%s: no signature given; sign it with `cohortctl roster sign`",
+                       sig_name);
         goto out;
     }
     /* Signature first: nothing of an unsigned file is trusted, not even its
      * structure. */
-    if (cohort_roster_verify_sig(buf, len, sig_path, sig, sig_len, trust, err) < 0)
+    if (s_verify_sig(buf, len, sig_name, sig, sig_len, trust, &why, err) < 0)
         goto out;
-    if (cohort_roster_parse(path, buf, len, &r, err) < 0)
+    why = COHORT_ROSTER_MALFORMED;
+    if (cohort_roster_parse(name, buf, len, &r, err) < 0)
         goto out;
+    why = COHORT_ROSTER_INVALID;
     if (cohort_roster_check(r, trust, now, &problems) < 0) {
         for (size_t i = 0; i < problems.count; i++)
             if (problems.items[i].fatal) {
@@ -1021,12 +1076,39 @@ int cohort_roster_load_signed(const char *path, const char *sig_path, const coho
         *warnings = problems;
         memset(&problems, 0, sizeof problems);
     }
+    why = COHORT_ROSTER_ACCEPTED;
     *out = r;
     r = NULL;
     rc = 0;
 out:
+    if (verdict)
+        *verdict = why;
     cohort_problems_fini(&problems);
     cohort_roster_destroy(&r);
+    return rc;
+}
+
+int cohort_roster_load_signed(const char *path, const char *sig_path, const cohort_trust_t *trust,
+                              time_t now, cohort_roster_t **out, cohort_problems_t *warnings,
+                              cohort_err_t *err)
+{
+    char *buf = NULL, *sig = NULL;
+    size_t len = 0, sig_len = 0;
+    int rc = -1;
+    if (cohort_fs_read(path, COHORT_ROSTER_FILE_MAX, &buf, &len, err) < 0)
+        goto out;
+    if (cohort_fs_read(sig_path, COHORT_ROSTER_SIG_FILE_MAX, &sig, &sig_len, err) < 0) {
+        cohort_err_prefix(err, "roster signature");
+        goto out;
+    }
+    if (sig_len == 0) {
+        /* the signature file's parser explains an empty file best */
+        cohort_roster_verify_sig(buf, len, sig_path, sig, sig_len, trust, err);
+        goto out;
+    }
+    rc = cohort_roster_accept(path, buf, len, sig_path, sig, sig_len, trust, now, out, warnings,
+                              NULL, err);
+out:
     free(buf);
     free(sig);
     return rc;
@@ -1130,6 +1212,19 @@ const char *cohort_admit_name(cohort_admit_t result)
     return "unknown";
 }
 
+cohort_admit_t cohort_roster_member_admit(const cohort_member_t *m, time_t now)
+{
+    if (!m->trusted)
+        return COHORT_ADMIT_UNTRUSTED;
+    if (m->revoked)
+        return COHORT_ADMIT_REVOKED;
+    if (now < m->not_before)
+        return COHORT_ADMIT_NOT_YET_VALID;
+    if (now > m->not_after)
+        return COHORT_ADMIT_EXPIRED;
+    return COHORT_ADMIT_OK;
+}
+
 cohort_admit_t cohort_roster_admit(const cohort_roster_t *self, const uint8_t key[COHORT_KEY_LEN],
                                    time_t now, const cohort_member_t **member)
 {
@@ -1142,15 +1237,7 @@ cohort_admit_t cohort_roster_admit(const cohort_roster_t *self, const uint8_t ke
             continue;
         if (member)
             *member = m;
-        if (!m->trusted)
-            return COHORT_ADMIT_UNTRUSTED;
-        if (m->revoked)
-            return COHORT_ADMIT_REVOKED;
-        if (now < m->not_before)
-            return COHORT_ADMIT_NOT_YET_VALID;
-        if (now > m->not_after)
-            return COHORT_ADMIT_EXPIRED;
-        return COHORT_ADMIT_OK;
+        return cohort_roster_member_admit(m, now);
     }
     return COHORT_ADMIT_UNKNOWN;
 }

@@ -135,6 +135,33 @@ int cohort_roster_load_signed(const char *path, const char *sig_path, const coho
                               time_t now, cohort_roster_t **out, cohort_problems_t *warnings,
                               cohort_err_t *err);
 
+/* Why a signed roster was not accepted (cohort_roster_accept). */
+typedef enum {
+    COHORT_ROSTER_ACCEPTED = 0,
+    COHORT_ROSTER_TOO_LARGE,      /* over COHORT_ROSTER_FILE_MAX */
+    COHORT_ROSTER_UNSIGNED,       /* no signature at all */
+    COHORT_ROSTER_BAD_SIGNATURE,  /* signature file malformed, or it does not verify:
+                                     the bytes were changed after signing */
+    COHORT_ROSTER_UNKNOWN_SIGNER, /* signed by a CA that is not trusted here */
+    COHORT_ROSTER_MALFORMED,      /* signed, but not a roster */
+    COHORT_ROSTER_INVALID,        /* parses, but cohort_roster_check found fatal problems */
+} cohort_roster_verdict_t;
+
+/* Short stable name ("accepted", "too-large", "unsigned", "bad-signature",
+ * "unknown-signer", "malformed", "invalid"), used as a reason code. */
+const char *cohort_roster_verdict_name(cohort_roster_verdict_t verdict);
+
+/* cohort_roster_load_signed on bytes already in memory (a roster pushed
+ * over the API or received from a peer): verifies sig (sig_len bytes of
+ * signature file text) over buf, then parses (name and sig_name are used in
+ * messages) and checks at time now. *verdict (may be NULL) says why it
+ * failed; which CA a signature names is only a hint for that verdict, never
+ * trusted. *out: caller owns, checked. */
+int cohort_roster_accept(const char *name, const char *buf, size_t len, const char *sig_name,
+                         const char *sig, size_t sig_len, const cohort_trust_t *trust, time_t now,
+                         cohort_roster_t **out, cohort_problems_t *warnings,
+                         cohort_roster_verdict_t *verdict, cohort_err_t *err);
+
 /* Accessors. Borrowed pointers stay valid until the roster is changed or
  * destroyed. */
 const char *cohort_roster_cluster(const cohort_roster_t *self);
@@ -170,6 +197,9 @@ const char *cohort_admit_name(cohort_admit_t result);
  * member, borrowed, or NULL if none. Runs in O(members). */
 cohort_admit_t cohort_roster_admit(const cohort_roster_t *self, const uint8_t key[COHORT_KEY_LEN],
                                    time_t now, const cohort_member_t **member);
+/* The same decision for one member of a checked roster, found by other
+ * means (by name, when a node compares two rosters). O(1). */
+cohort_admit_t cohort_roster_member_admit(const cohort_member_t *member, time_t now);
 
 /* Editing (cohortctl). Each successful change increments the serial and
  * drops the checked mark. */

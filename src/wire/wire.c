@@ -18,7 +18,8 @@ int cohort_wire_decode(const uint8_t *buf, size_t len, size_t max, Cohort__Wire_
         cohort_wire_free(&env);
         return -1;
     }
-    if (env->body_case == COHORT__WIRE__ENVELOPE__BODY__NOT_SET) {
+    /* no body is fine only for gossip: member updates alone */
+    if (env->body_case == COHORT__WIRE__ENVELOPE__BODY__NOT_SET && env->n_updates == 0) {
         cohort_wire_free(&env);
         return cohort_err_set(err, "envelope: no body");
     }

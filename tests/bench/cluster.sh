@@ -58,7 +58,7 @@ cl_init() {
         CL_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cohort-cluster.XXXXXX")
         CL_OWN_DIR=1
     fi
-    trap cl_cleanup EXIT
+    [[ ${CL_NO_TRAP:-0} == 1 ]] || trap cl_cleanup EXIT
     "$COHORTCTL" ca init --name benchcluster --out "$CL_DIR/ca" >/dev/null
     "$COHORTCTL" roster init --cluster benchcluster "$CL_DIR/roster.yaml" >/dev/null
     base=$(_cl_base_port "$n")
@@ -92,11 +92,21 @@ YAML
     "$COHORTCTL" roster sign "$CL_DIR/roster.yaml" --ca "$CL_DIR/ca" >/dev/null
 }
 
-# cl_start NAME: starts NAME's cohortd (log in $CL_DIR/NAME/log).
+# cl_start NAME: starts NAME's cohortd (log in $CL_DIR/NAME/log). A watcher
+# subshell waits for it and writes its exit code to $CL_DIR/NAME/exit, so
+# any subshell can stop it and see it gone (no zombie left to fool kill -0).
 cl_start() {
-    local name=$1
-    "$COHORTD" -c "$CL_DIR/$name/node.yaml" >>"$CL_DIR/$name/log" 2>&1 &
-    CL_PID[$name]=$!
+    local name=$1 d=$CL_DIR/$1
+    rm -f "$d/pid" "$d/exit"
+    (
+        "$COHORTD" -c "$d/node.yaml" >>"$d/log" 2>&1 &
+        echo $! >"$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid"
+        rc=0
+        wait $! || rc=$?
+        echo "$rc" >"$d/exit"
+    ) &
+    until [[ -s $d/pid ]]; do sleep 0.01; done
+    CL_PID[$name]=$(<"$d/pid")
 }
 
 cl_start_all() {
@@ -104,28 +114,42 @@ cl_start_all() {
     for name in "${CL_NAMES[@]}"; do cl_start "$name"; done
 }
 
-# cl_stop NAME [SIGNAL]: signals NAME (default TERM), waits up to 10 s.
+# cl_running NAME: NAME's cohortd was started and has not exited.
+cl_running() {
+    [[ -s $CL_DIR/$1/pid && ! -e $CL_DIR/$1/exit ]]
+}
+
+# cl_pid NAME: the pid of NAME's cohortd.
+cl_pid() {
+    cat "$CL_DIR/$1/pid"
+}
+
+# cl_stop NAME [SIGNAL]: signals NAME (default TERM), waits up to 10 s for
+# it to exit (then kills it). Prints nothing; the exit code is in
+# $CL_DIR/NAME/exit.
 cl_stop() {
-    local name=$1 sig=${2:-TERM} pid=${CL_PID[$1]:-}
-    [[ -n $pid ]] || return 0
-    kill "-$sig" "$pid" 2>/dev/null || true
+    local name=$1 sig=${2:-TERM}
+    cl_running "$name" || return 0
+    kill "-$sig" "$(cl_pid "$name")" 2>/dev/null || true
     for _ in $(seq 1 200); do
-        kill -0 "$pid" 2>/dev/null || break
+        [[ -e $CL_DIR/$name/exit ]] && return 0
         sleep 0.05
     done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    CL_PID[$name]=""
+    kill -KILL "$(cl_pid "$name")" 2>/dev/null || true
+    for _ in $(seq 1 40); do
+        [[ -e $CL_DIR/$name/exit ]] && return 0
+        sleep 0.05
+    done
 }
 
 cl_cleanup() {
     local name
     for name in "${CL_NAMES[@]}"; do
-        [[ -n ${CL_PID[$name]:-} ]] && kill -TERM "${CL_PID[$name]}" 2>/dev/null
+        cl_running "$name" && kill -TERM "$(cl_pid "$name")" 2>/dev/null
     done
     sleep 0.5
     for name in "${CL_NAMES[@]}"; do
-        [[ -n ${CL_PID[$name]:-} ]] && kill -KILL "${CL_PID[$name]}" 2>/dev/null
+        cl_running "$name" && kill -KILL "$(cl_pid "$name")" 2>/dev/null
     done
     wait 2>/dev/null
     if [[ ${CL_OWN_DIR:-0} == 1 ]]; then
@@ -161,7 +185,8 @@ cl_sees() {
 cl_all_see() {
     local name
     for name in "${CL_NAMES[@]}"; do
-        [[ $name == "${3:-}" || -z ${CL_PID[$name]:-} ]] && continue
+        [[ $name == "${3:-}" ]] && continue
+        cl_running "$name" || continue
         cl_sees "$name" "$1" "$2" || return 1
     done
 }
@@ -169,9 +194,9 @@ cl_all_see() {
 # cl_converged: every running node sees every running node alive.
 cl_converged() {
     local name want=0
-    for name in "${CL_NAMES[@]}"; do [[ -n ${CL_PID[$name]:-} ]] && want=$((want + 1)); done
+    for name in "${CL_NAMES[@]}"; do cl_running "$name" && want=$((want + 1)); done
     for name in "${CL_NAMES[@]}"; do
-        [[ -n ${CL_PID[$name]:-} ]] || continue
+        cl_running "$name" || continue
         (($(cl_count_state "$name" alive) >= want)) || return 1
     done
 }

@@ -119,7 +119,7 @@ unknown_key_or_section() {
     cp "$TPL/node.yaml" node/node.yaml
     printf 'extra:\n  foo: 1\n' >>node/node.yaml
     line=$(grep -n "^extra:$" node/node.yaml | cut -d: -f1)
-    expect_fail 1 "^cohortd: node/node\.yaml:$line:1: unknown section \(known: node, identity, trust, listen, api, log, limits, links, proxy, relay\), got 'extra'$" \
+    expect_fail 1 "^cohortd: node/node\.yaml:$line:1: unknown section \(known: node, identity, trust, listen, api, log, limits, links, proxy, relay, membership, discovery\), got 'extra'$" \
         -- check node/node.yaml
 }
 
@@ -266,16 +266,20 @@ roster_unsigned() {
     out_has "^  roster_signature: $ABS/elsewhere\.sig$"
 }
 
-roster_serial_lower_than_held() {
+held_roster_newer_than_the_configured_one_is_used() {
     node_dir
-    # A newer roster (serial 4) was accepted earlier and is held in state_dir.
+    # A newer roster (serial 4) was accepted earlier and is held in state_dir:
+    # the node uses it, never going back to the older configured one.
     cp node/roster.yaml newer.yaml
     "$CTL" roster set-role newer.yaml --name node-2 --roles relay >/dev/null
     "$CTL" roster sign newer.yaml --ca "$CA" >/dev/null
     cp newer.yaml node/state/roster.yaml
     cp newer.yaml.sig node/state/roster.yaml.sig
-    expect_fail 1 "^cohortd: $ABS/roster\.yaml: serial 3 is lower than serial 4 already held in $ABS/state/roster\.yaml; a node never goes back to an older roster$" \
-        -- check node/node.yaml
+    expect_ok "roster serial 4, 2 member\(s\)" -- check node/node.yaml
+    out_has "^cohortd: note: $ABS/roster\.yaml: serial 3 is older than the roster held in $ABS/state/roster\.yaml \(serial 4\), which the node uses; a node never goes back to an older roster$"
+    # A held roster that no longer verifies is ignored.
+    echo "# edited" >>node/state/roster.yaml
+    expect_ok "roster serial 3, 2 member\(s\)" -- check node/node.yaml
     # The config pointing at that same newer roster is fine.
     cp newer.yaml node/roster.yaml
     cp newer.yaml.sig node/roster.yaml.sig
@@ -344,6 +348,16 @@ proxy:
 relay:
   pair_bytes_per_second: 16MiB
   pair_messages_per_second: 100000
+membership:
+  probe_interval: 1s
+  probe_timeout: 500ms
+  suspicion_timeout: 4s
+  indirect_probes: 3
+discovery:
+  lan: false
+  port: 7702
+  address: "255.255.255.255"
+  interval: 5s
 EOF
     )
     [[ $OUT == "$want" ]] || fail "effective config differs:
@@ -440,7 +454,7 @@ run_case node_not_in_roster
 run_case node_revoked
 run_case roster_bad_signature
 run_case roster_unsigned
-run_case roster_serial_lower_than_held
+run_case held_roster_newer_than_the_configured_one_is_used
 run_case roster_same_serial_other_contents_is_refused
 run_case check_config_prints_effective_config
 run_case effective_config_round_trips

@@ -367,7 +367,7 @@ sigterm_leaves_gracefully() {
     wait_for "${DIR[gamma]}/exit" "." 5
     assert_eq "cohortd exit code after SIGTERM" 0 "$(cat "${DIR[gamma]}/exit")"
     wait "$ev" || fail "events exited non-zero: $(cat events.err)"
-    assert_eq "event" "member.down gamma reason=left" "$(cat events.out)"
+    assert_eq "event" "member.left gamma reason=left" "$(cat events.out)"
     grep -Eq "daemon\.stopping signal=SIGTERM" "${DIR[gamma]}/log" || fail "no daemon.stopping in gamma's log"
     grep -Eq "node\.leaving peers_up=2 unacked=[0-9]+" "${DIR[gamma]}/log" || fail "no node.leaving in gamma's log"
     grep -Eq "daemon\.stopped node=gamma" "${DIR[gamma]}/log" || fail "no daemon.stopped in gamma's log"

@@ -6,6 +6,7 @@
 #include "cluster.h"
 #include "pki/cert.h"
 #include "roster/roster.h"
+#include "util/fs.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -24,6 +25,26 @@ int cluster_free_port(void)
     assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
     close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Holds a free port on 127.0.0.1 for the cluster: a bound socket with
+ * SO_REUSEADDR that never listens. A node can still listen on the port
+ * (libzmq sets SO_REUSEADDR too), connecting to it is refused while no node
+ * does, and the kernel never picks a bound port as the source port of an
+ * outgoing connection: the port cannot be lost between being chosen and
+ * being listened on, as one from cluster_free_port can. */
+static int s_hold_port(cluster_t *c)
+{
+    assert_true(c->reserved_count < 2 * CLUSTER_MAX);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    assert_true(fd >= 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    c->reserved[c->reserved_count++] = fd;
     return ntohs(a.sin_port);
 }
 
@@ -49,6 +70,12 @@ static void s_expire(X509 *cert, EVP_PKEY *ca_key)
 
 cluster_t *cluster_new(const cluster_member_t *members, int count)
 {
+    return cluster_new_with_topology(members, count, NULL);
+}
+
+cluster_t *cluster_new_with_topology(const cluster_member_t *members, int count,
+                                     const char *topology)
+{
     assert_true(count <= CLUSTER_MAX);
     cluster_log_from_env();
     cluster_t *c = cohort_calloc(1, sizeof *c);
@@ -62,11 +89,17 @@ cluster_t *cluster_new(const cluster_member_t *members, int count)
     char *p = cohort_sprintf("%s/ca.crt", c->dir);
     assert_int_equal(cohort_cert_save(p, ca, &err), 0);
     free(p);
+    p = cohort_sprintf("%s/ca.key", c->dir); /* for cluster_sign and cluster_add_member */
+    assert_int_equal(cohort_key_save_private(p, ca_key, false, &err), 0);
+    free(p);
     cohort_roster_t *r = cohort_roster_new("test");
     char *revoked = cohort_strdup("");
     for (int i = 0; i < count; i++) {
         const cluster_member_t *m = &members[i];
-        c->ports[i] = cluster_free_port();
+        c->ports[i] = s_hold_port(c);
+        int endpoint_port = m->endpoint_port == CLUSTER_DEAD_PORT ? s_hold_port(c)
+                            : m->endpoint_port                    ? m->endpoint_port
+                                                                  : c->ports[i];
         EVP_PKEY *k = cohort_key_generate(COHORT_KEY_X25519);
         cohort_key_raw_public(k, c->pub[i]);
         cohort_key_raw_private(k, c->sec[i]);
@@ -74,8 +107,7 @@ cluster_t *cluster_new(const cluster_member_t *members, int count)
         assert_int_equal(cohort_cert_issue(ca, ca_key, m->name, k, 5, &cert, &err), 0);
         if (m->expired)
             s_expire(cert, ca_key);
-        char *ep =
-            cohort_sprintf("tcp://127.0.0.1:%d", m->endpoint_port ? m->endpoint_port : c->ports[i]);
+        char *ep = cohort_sprintf("tcp://127.0.0.1:%d", endpoint_port);
         const char *eps[] = {ep};
         assert_int_equal(
             cohort_roster_add(r, m->name, cert, m->roles, m->site ? m->site : "", eps, 1, &err), 0);
@@ -96,8 +128,9 @@ cluster_t *cluster_new(const cluster_member_t *members, int count)
                                     "identity:\n  key: %s.key\n  cert: %s.crt\n"
                                     "trust:\n  ca: [ca.crt]\n"
                                     "listen:\n  address: 127.0.0.1\n  port: %d\n"
-                                    "  punch_port: 0\n",
-                                    m->name, m->name, m->name, m->name, c->ports[i]);
+                                    "  punch_port: 0\n%s",
+                                    m->name, m->name, m->name, m->name, c->ports[i],
+                                    m->config ? m->config : "");
         char *name = cohort_sprintf("%s.yaml", m->name);
         free(test_write(c->dir, name, yaml, 0644));
         free(name);
@@ -116,6 +149,17 @@ cluster_t *cluster_new(const cluster_member_t *members, int count)
         assert_non_null(pos);
         *pos = '\0';
         char *edited = cohort_sprintf("%srevoked:\n%s%s", text, revoked, pos + 12);
+        free(text);
+        text = edited;
+        len = strlen(text);
+    }
+    if (topology) {
+        /* The emitter writes topology last, as a top-level key; the roster
+         * API has no call to add policies, so the test's text replaces it. */
+        char *pos = strstr(text, "\ntopology:");
+        assert_non_null(pos);
+        pos[1] = '\0';
+        char *edited = cohort_sprintf("%s%s", text, topology);
         free(text);
         text = edited;
         len = strlen(text);
@@ -148,6 +192,8 @@ void cluster_destroy(cluster_t **self_p)
     cluster_t *c = *self_p;
     for (int i = 0; i < c->count; i++)
         cohort_close(&c->nodes[i]);
+    for (int i = 0; i < c->reserved_count; i++)
+        close(c->reserved[i]);
     test_rmdir(&c->dir);
     free(c);
     *self_p = NULL;
@@ -196,4 +242,109 @@ void cluster_z85(const cluster_t *c, int i, char pub[41], char sec[41])
 {
     cohort_key_z85(c->pub[i], pub);
     cohort_key_z85(c->sec[i], sec);
+}
+
+/* ---- roster changes ---- */
+
+static void s_load_ca(const cluster_t *c, EVP_PKEY **key, X509 **cert)
+{
+    cohort_err_t err;
+    char *p = cohort_sprintf("%s/ca.key", c->dir);
+    if (cohort_key_load_private(p, COHORT_KEY_ED25519, key, &err) < 0)
+        fail_msg("%s", err.text);
+    free(p);
+    p = cohort_sprintf("%s/ca.crt", c->dir);
+    if (cohort_cert_load(p, cert, &err) < 0)
+        fail_msg("%s", err.text);
+    free(p);
+}
+
+char *cluster_roster_text(const cluster_t *c, size_t *len)
+{
+    cohort_err_t err;
+    char *p = cohort_sprintf("%s/roster.yaml", c->dir), *text = NULL;
+    if (cohort_fs_read(p, COHORT_ROSTER_FILE_MAX, &text, len, &err) < 0)
+        fail_msg("%s", err.text);
+    free(p);
+    return text;
+}
+
+char *cluster_sign(const cluster_t *c, const char *text, size_t len)
+{
+    EVP_PKEY *key = NULL;
+    X509 *ca = NULL;
+    s_load_ca(c, &key, &ca);
+    cohort_err_t err;
+    char *sig = NULL;
+    if (cohort_roster_sign(text, len, key, ca, &sig, &err) < 0)
+        fail_msg("%s", err.text);
+    EVP_PKEY_free(key);
+    X509_free(ca);
+    return sig;
+}
+
+X509 *cluster_cert(const cluster_t *c, int i)
+{
+    cohort_err_t err;
+    X509 *cert = NULL;
+    char *p = cohort_sprintf("%s/%s.crt", c->dir, c->members[i].name);
+    if (cohort_cert_load(p, &cert, &err) < 0)
+        fail_msg("%s", err.text);
+    free(p);
+    return cert;
+}
+
+int cluster_add_member(cluster_t *c, const cluster_member_t *m, const char *roster_file)
+{
+    assert_true(c->count < CLUSTER_MAX);
+    int i = c->count;
+    cohort_err_t err;
+    EVP_PKEY *ca_key = NULL;
+    X509 *ca = NULL;
+    s_load_ca(c, &ca_key, &ca);
+    c->members[i] = *m;
+    c->ports[i] = cluster_free_port();
+    EVP_PKEY *k = cohort_key_generate(COHORT_KEY_X25519);
+    cohort_key_raw_public(k, c->pub[i]);
+    cohort_key_raw_private(k, c->sec[i]);
+    X509 *cert = NULL;
+    assert_int_equal(cohort_cert_issue(ca, ca_key, m->name, k, 5, &cert, &err), 0);
+    char *p = cohort_sprintf("%s/%s.key", c->dir, m->name);
+    assert_int_equal(cohort_key_save_private(p, k, false, &err), 0);
+    free(p);
+    p = cohort_sprintf("%s/%s.crt", c->dir, m->name);
+    assert_int_equal(cohort_cert_save(p, cert, &err), 0);
+    free(p);
+    char *yaml = cohort_sprintf("node:\n  name: %s\n  state_dir: %s-state\n"
+                                "identity:\n  key: %s.key\n  cert: %s.crt\n"
+                                "trust:\n  ca: [ca.crt]\n  roster: %s\n"
+                                "listen:\n  address: 127.0.0.1\n  port: %d\n"
+                                "  punch_port: 0\n%s",
+                                m->name, m->name, m->name, m->name, roster_file, c->ports[i],
+                                m->config ? m->config : "");
+    char *name = cohort_sprintf("%s.yaml", m->name);
+    free(test_write(c->dir, name, yaml, 0644));
+    free(name);
+    free(yaml);
+    X509_free(cert);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(ca_key);
+    X509_free(ca);
+    c->count++;
+    return i;
+}
+
+void cluster_start(cluster_t *c, int i)
+{
+    assert_null(c->nodes[i]);
+    char *cfg = cohort_sprintf("%s/%s.yaml", c->dir, c->members[i].name);
+    char why[1024];
+    if (cohort_open(cfg, &c->nodes[i], why, sizeof why) < 0)
+        fail_msg("%s: %s", c->members[i].name, why);
+    free(cfg);
+}
+
+void cluster_stop(cluster_t *c, int i)
+{
+    cohort_close(&c->nodes[i]);
 }

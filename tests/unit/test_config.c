@@ -440,7 +440,17 @@ static void test_emit_writes_every_key_with_units(void **state)
                               "  socks5: \"\"\n"
                               "relay:\n"
                               "  pair_bytes_per_second: 16MiB\n"
-                              "  pair_messages_per_second: 100000\n");
+                              "  pair_messages_per_second: 100000\n"
+                              "membership:\n"
+                              "  probe_interval: 1s\n"
+                              "  probe_timeout: 500ms\n"
+                              "  suspicion_timeout: 4s\n"
+                              "  indirect_probes: 3\n"
+                              "discovery:\n"
+                              "  lan: false\n"
+                              "  port: 7702\n"
+                              "  address: \"255.255.255.255\"\n"
+                              "  interval: 5s\n");
     free(text);
     cohort_config_destroy(&cfg);
 }
@@ -469,7 +479,7 @@ static void test_unknown_section_is_refused(void **state)
     (void)state;
     s_expect_error(MINIMAL "lsten:\n  port: 7700\n",
                    "node.yaml:5:1: unknown section (known: node, identity, trust, listen, api, "
-                   "log, limits, links, proxy, relay), got 'lsten'");
+                   "log, limits, links, proxy, relay, membership, discovery), got 'lsten'");
 }
 
 static void test_port_out_of_range_is_refused(void **state)

@@ -14,6 +14,7 @@
 
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct {
     char *dir;
@@ -203,23 +204,98 @@ static void test_tampered_roster_is_refused(void **state)
     free(p);
 }
 
-static void test_roster_older_than_the_held_one_is_refused(void **state)
+static void test_held_roster_newer_than_the_configured_one_is_used(void **state)
 {
     fixture_t *f = *state;
+    /* serial 9 was accepted earlier (pushed or spread by peers) and held;
+     * trust.roster still names serial 3: the node never goes back. */
     s_write_roster(f, "state/roster.yaml", 2, 9, false);
-    const char *e = s_open_error(f);
-    assert_non_null(strstr(e, "serial 3 is lower than serial 9 already held in"));
+    cohort_err_t err;
+    cohort_identity_t *id = NULL;
+    if (cohort_identity_open(f->cfg, time(NULL), &id, &err) < 0)
+        fail_msg("%s", err.text);
+    assert_int_equal(cohort_roster_serial(id->roster), 9);
+    assert_int_equal(id->held_serial, 9);
+    assert_int_equal(id->configured_serial, 3);
+    assert_non_null(strstr(id->roster_path, "/state/roster.yaml"));
+    char *held = NULL;
+    size_t len = 0;
+    char *p = s_path(f, "state/roster.yaml");
+    assert_int_equal(cohort_fs_read(p, COHORT_ROSTER_FILE_MAX, &held, &len, &err), 0);
+    assert_int_equal(len, id->roster_len);
+    assert_memory_equal(held, id->roster_text, len);
+    free(held);
+    free(p);
+    cohort_identity_destroy(&id);
     /* The same serial with other contents could undo a revocation. */
     s_write_roster(f, "roster.yaml", 1, 9, false);
     assert_non_null(strstr(s_open_error(f), "serial 9 equals the serial held in"));
     /* The very roster the node holds is fine (emission and Ed25519
      * signatures are deterministic, so this rewrites identical bytes). */
     s_write_roster(f, "roster.yaml", 2, 9, false);
-    cohort_err_t err;
-    cohort_identity_t *id = NULL;
     assert_int_equal(cohort_identity_open(f->cfg, time(NULL), &id, &err), 0);
     assert_int_equal(id->held_serial, 9);
     cohort_identity_destroy(&id);
+}
+
+static void test_held_roster_that_does_not_verify_is_ignored(void **state)
+{
+    fixture_t *f = *state;
+    s_write_roster(f, "state/roster.yaml", 2, 9, false);
+    char *p = s_path(f, "state/roster.yaml");
+    FILE *fp = fopen(p, "a");
+    fputs("# changed after signing\n", fp);
+    fclose(fp);
+    free(p);
+    cohort_err_t err;
+    cohort_identity_t *id = NULL;
+    assert_int_equal(cohort_identity_open(f->cfg, time(NULL), &id, &err), 0);
+    assert_int_equal(cohort_roster_serial(id->roster), 3);
+    assert_int_equal(id->held_serial, 0);
+    cohort_identity_destroy(&id);
+}
+
+static void test_hold_writes_the_pair_and_an_interrupted_hold_is_finished_at_open(void **state)
+{
+    fixture_t *f = *state;
+    cohort_err_t err;
+    cohort_identity_t *id = NULL;
+    assert_int_equal(cohort_identity_open(f->cfg, time(NULL), &id, &err), 0);
+    /* a newer roster, held through the identity */
+    s_write_roster(f, "newer.yaml", 2, 7, false);
+    char *text = NULL, *sig = NULL, *p = s_path(f, "newer.yaml"), *sp = s_path(f, "newer.yaml.sig");
+    size_t len = 0, sig_len = 0;
+    assert_int_equal(cohort_fs_read(p, COHORT_ROSTER_FILE_MAX, &text, &len, &err), 0);
+    assert_int_equal(cohort_fs_read(sp, COHORT_ROSTER_SIG_FILE_MAX, &sig, &sig_len, &err), 0);
+    char *state_dir = s_path(f, "state");
+    assert_int_equal(cohort_identity_hold(id, state_dir, text, len, sig, sig_len, &err), 0);
+    cohort_identity_destroy(&id);
+    char *next = s_path(f, "state/roster.yaml.next");
+    assert_false(cohort_fs_exists(next));
+    assert_int_equal(cohort_identity_open(f->cfg, time(NULL), &id, &err), 0);
+    assert_int_equal(cohort_roster_serial(id->roster), 7);
+    cohort_identity_destroy(&id);
+    /* A crash between writing the next pair and copying it over: the held
+     * pair is old (serial 7), the next pair new (serial 8); the new one
+     * wins, and a mismatched pair is never taken. */
+    s_write_roster(f, "state/roster.yaml.next", 2, 8, false);
+    assert_int_equal(cohort_identity_open(f->cfg, time(NULL), &id, &err), 0);
+    assert_int_equal(cohort_roster_serial(id->roster), 8);
+    cohort_identity_destroy(&id);
+    char *held_sig = s_path(f, "state/roster.yaml.sig");
+    assert_int_equal(unlink(next), 0);
+    s_write_roster(f, "state/roster.yaml", 2, 9, false);
+    assert_int_equal(cohort_fs_write_atomic(held_sig, sig, sig_len, 0644, &err), 0);
+    assert_int_equal(cohort_identity_open(f->cfg, time(NULL), &id, &err), 0);
+    assert_int_equal(cohort_roster_serial(id->roster), 3); /* configured: the held pair is mixed */
+    cohort_identity_destroy(&id);
+    free(text);
+    free(sig);
+    free(p);
+    free(sp);
+    free(state_dir);
+    free(next);
+    free(held_sig);
 }
 
 static void test_expired_node_certificate_is_refused(void **state)
@@ -241,8 +317,12 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_revoked_node_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tampered_roster_is_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_roster_older_than_the_held_one_is_refused, setup,
+        cmocka_unit_test_setup_teardown(test_held_roster_newer_than_the_configured_one_is_used,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_roster_that_does_not_verify_is_ignored, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_hold_writes_the_pair_and_an_interrupted_hold_is_finished_at_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_node_certificate_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_correct_node_opens_and_finds_itself_in_the_roster,
                                         setup, teardown),

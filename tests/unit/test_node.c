@@ -438,7 +438,7 @@ static void test_a_node_that_leaves_is_seen_as_left_not_failed(void **state)
     while (!left && zclock_mono() < end) {
         cohort_msg_t *m = cohort_recv(f->nodes[ALPHA], 100);
         if (m && cohort_msg_kind(m) == COHORT_MSG_EVENT &&
-            !strcmp(cohort_msg_subject(m), "member.down") &&
+            !strcmp(cohort_msg_subject(m), "member.left") &&
             !strcmp(cohort_msg_sender(m), "gamma")) {
             assert_string_equal(cohort_msg_error(m), "left");
             left = true;
