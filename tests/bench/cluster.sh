@@ -86,6 +86,7 @@ listen:
   address: 127.0.0.1
   port: ${CL_PORT[$name]}
   punch_port: 0
+  advertise: [tcp://127.0.0.1:${CL_PORT[$name]}]
 ${CL_EXTRA_CONFIG:-}
 YAML
     done
@@ -102,7 +103,7 @@ cl_start() {
         "$COHORTD" -c "$d/node.yaml" >>"$d/log" 2>&1 &
         echo $! >"$d/pid.tmp" && mv "$d/pid.tmp" "$d/pid"
         rc=0
-        wait $! || rc=$?
+        wait $! 2>/dev/null || rc=$?
         echo "$rc" >"$d/exit"
     ) &
     until [[ -s $d/pid ]]; do sleep 0.01; done
