@@ -318,9 +318,9 @@ node_peer_t *node_peer_add(node_t *self, const cohort_member_t *m, cohort_err_t 
     memcpy(p->fp_hex, m->info.fingerprint_hex, sizeof p->fp_hex);
     memcpy(p->key, m->info.public_key, COHORT_KEY_LEN);
     p->rtt_us = -1;
-    p->session =
-        cohort_session_new(self->epoch, self->cfg->send_queue,
-                           (size_t)self->cfg->send_queue * 64 * 1024, S_RTO_MIN_MS, S_RTO_MAX_MS);
+    p->session = cohort_session_new(self->epoch, self->cfg->send_queue,
+                                    (size_t)self->cfg->send_queue * S_SESSION_BYTES_PER_MSG,
+                                    S_RTO_MIN_MS, S_RTO_MAX_MS);
     for (size_t e = 0; e < m->endpoint_count && e < COHORT_ROSTER_MAX_ENDPOINTS; e++)
         p->endpoints[p->endpoint_count++] = cohort_strdup(m->endpoints[e]);
     for (size_t k = 0; k < NODE_ROSTER_INBOUND; k++)
@@ -362,6 +362,7 @@ void node_peer_update(node_t *self, node_peer_t *p, const cohort_member_t *m)
             p->endpoint_count = 0;
             for (size_t e = 0; e < m->endpoint_count && e < COHORT_ROSTER_MAX_ENDPOINTS; e++)
                 p->endpoints[p->endpoint_count++] = cohort_strdup(m->endpoints[e]);
+            p->learned = false; /* the roster's own */
             redial = true;
         }
     }
@@ -560,7 +561,23 @@ static void s_handle_epoch(node_t *self, node_peer_t *p, uint64_t epoch)
 bool node_peer_learn_endpoints(node_t *self, node_peer_t *p, const char *const *endpoints, size_t n,
                                const char *source)
 {
-    if (p->endpoint_count || p->dealer || n == 0)
+    if (n == 0)
+        return false;
+    /* A learned address that never completed a handshake (stale, or a
+     * forged beacon naming a member's key) gives way to a new one. */
+    if (p->learned && !p->learned_ok && p->dealer &&
+        node_now() - p->learned_at > (int64_t)self->cfg->direct_timeout_ms && p->endpoint_count &&
+        strcmp(p->endpoints[0], endpoints[0])) {
+        COHORT_LOG(COHORT_LOG_INFO, "peer.redial node=%s stale=%s source=%s", p->name,
+                   p->endpoints[0], source);
+        s_dealer_stop(self, p);
+        for (size_t i = 0; i < p->endpoint_count; i++) {
+            free(p->endpoints[i]);
+            p->endpoints[i] = NULL;
+        }
+        p->endpoint_count = 0;
+    }
+    if (p->endpoint_count || p->dealer)
         return false;
     for (size_t i = 0; i < n && p->endpoint_count < COHORT_ROSTER_MAX_ENDPOINTS; i++)
         if (cohort_endpoint_valid(endpoints[i]))
@@ -575,6 +592,9 @@ bool node_peer_learn_endpoints(node_t *self, node_peer_t *p, const char *const *
     }
     node_add_socket(self, p->monitor, s_on_monitor);
     node_add_socket(self, p->dealer, s_on_dealer);
+    p->learned = true;
+    p->learned_ok = false;
+    p->learned_at = node_now();
     COHORT_LOG(COHORT_LOG_INFO, "peer.dial node=%s endpoint=%s source=%s", p->name, p->endpoints[0],
                source);
     return true;
@@ -837,6 +857,7 @@ static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         while (node_read_monitor(p->monitor, &ev, NULL) == 0) {
             if (ev == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
                 p->dealer_up = true;
+                p->learned_ok = true;
                 COHORT_LOG(COHORT_LOG_DEBUG, "link.up peer=%s rung=direct", p->name);
                 links_direct_progress(self, p);
                 s_send_hello(self, p);
@@ -1271,6 +1292,82 @@ static int s_cmd_peers(node_t *self)
     return 0;
 }
 
+/* listen.advertise changed: SWIM gossips our new endpoints at once (a
+ * higher incarnation); every Hello from now on carries them too, as
+ * s_send_hello reads cfg. The same rule as members_start: the advertised
+ * endpoints, else the listen address when it is a concrete one. */
+static void s_reload_advertise(node_t *self)
+{
+    const char *eps[COHORT_SWIM_MAX_ENDPOINTS];
+    size_t n = 0;
+    char own[128];
+    for (size_t i = 0; i < self->cfg->advertise_count && n < COHORT_SWIM_MAX_ENDPOINTS; i++)
+        eps[n++] = self->cfg->advertise[i];
+    const char *addr = self->cfg->listen_address;
+    if (n == 0 && strcmp(addr, "*") && strcmp(addr, "0.0.0.0") && strcmp(addr, "::")) {
+        snprintf(own, sizeof own, strchr(addr, ':') ? "tcp://[%s]:%u" : "tcp://%s:%u", addr,
+                 self->cfg->listen_port);
+        eps[n++] = own;
+    }
+    if (self->swim && !cohort_swim_set_endpoints(self->swim, eps, n))
+        COHORT_LOG(COHORT_LOG_WARN,
+                   "config.reload.advertise_ignored reason=\"not valid as member endpoints\"");
+}
+
+/* RELOAD path: loads and checks the config file itself, copies its
+ * reloadable keys into self->cfg and makes them take effect; answers code,
+ * error, the keys applied and the changed keys that need a restart. A file
+ * that does not load changes nothing.
+ *
+ * Most keys need nothing more, because they are read from self->cfg where
+ * they are used: our message size checks (send, receive, relay), the relay
+ * quotas, links.direct_timeout, links.punch_timeout, links.upgrade_interval
+ * and links.probe_timeout (deadlines started before keep theirs), the roster
+ * file names. What is copied elsewhere is brought in line here: the send
+ * window of every peer's session, the probe timer, SWIM's endpoints.
+ * libzmq's own frame bound (max_message_size + S_FRAME_SLACK, refused
+ * before allocating) is fixed per socket when it is made: new dialled and
+ * punched links take the new value, the listening socket and links already
+ * open keep the bound they started with, so after raising the size they
+ * still refuse frames over the old bound; a restart lifts it everywhere. */
+static int s_cmd_reload(node_t *self, zmsg_t *cmd)
+{
+    char *path = zmsg_popstr(cmd);
+    cohort_config_t *fresh = NULL;
+    cohort_err_t err;
+    cohort_err_clear(&err);
+    char code[16], applied[COHORT_CONFIG_KEY_LIST_MAX] = "",
+                   restart[COHORT_CONFIG_KEY_LIST_MAX] = "";
+    if (!path || !path[0]) {
+        cohort_err_set(&err, "RELOAD needs the path of the config file");
+        goto out;
+    }
+    if (cohort_config_load(path, &fresh, &err) < 0)
+        goto out;
+    uint32_t probe_timeout = self->cfg->probe_timeout_ms;
+    bool advertise_same = cohort_config_same(self->cfg, fresh, "listen.advertise");
+    bool queue_same = cohort_config_same(self->cfg, fresh, "limits.send_queue");
+    cohort_config_restart_needed(self->cfg, fresh, restart, sizeof restart);
+    cohort_config_apply_reloadable(self->cfg, fresh, applied, sizeof applied);
+    if (!queue_same)
+        for (size_t i = 0; i < self->peer_count; i++)
+            cohort_session_set_limits(self->peers[i].session, self->cfg->send_queue,
+                                      (size_t)self->cfg->send_queue * S_SESSION_BYTES_PER_MSG);
+    if (self->cfg->probe_timeout_ms != probe_timeout) {
+        zloop_timer_end(self->loop, self->ping_timer);
+        self->ping_timer =
+            zloop_timer(self->loop, self->cfg->probe_timeout_ms / 3, 0, s_on_ping, self);
+    }
+    if (!advertise_same)
+        s_reload_advertise(self);
+out:
+    snprintf(code, sizeof code, "%d", fresh ? COHORT__API__CODE__OK : COHORT__API__CODE__INVALID);
+    zsock_send(self->pipe, "ssss", code, fresh ? "" : cohort_err_text(&err), applied, restart);
+    cohort_config_destroy(&fresh);
+    free(path);
+    return 0;
+}
+
 static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
 {
     (void)loop;
@@ -1318,6 +1415,8 @@ static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
         members_free(&resp);
     } else if (!strcmp(verb, "ROSTER")) {
         rc = roster_sync_cmd(self, cmd);
+    } else if (!strcmp(verb, "RELOAD")) {
+        rc = s_cmd_reload(self, cmd);
     } else if (!strcmp(verb, "INBOX")) {
         zsock_send(self->pipe, "sss", "0", "", self->inbox_ep);
     } else {
@@ -1398,7 +1497,7 @@ static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
     zloop_set_nonstop(self->loop, true); /* the front decides when to stop */
     zloop_timer(self->loop, S_TICK_MS, 0, s_on_tick, self);
     /* Probe three times per probe_timeout, so a dead rung is noticed in time. */
-    zloop_timer(self->loop, self->cfg->probe_timeout_ms / 3, 0, s_on_ping, self);
+    self->ping_timer = zloop_timer(self->loop, self->cfg->probe_timeout_ms / 3, 0, s_on_ping, self);
     COHORT_LOG(COHORT_LOG_INFO,
                "node.started node=%s cluster=%s listen=%s roster_serial=%" PRIu64 " peers=%zu",
                self->cfg->node_name, cohort_roster_cluster(self->id->roster), ep,

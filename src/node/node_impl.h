@@ -29,6 +29,9 @@
 /* Frames over max_message_size + this are refused by libzmq before it
  * allocates them; those between are counted and dropped by us. */
 #define S_FRAME_SLACK (64 * 1024)
+/* A peer's session holds at most limits.send_queue messages and this many
+ * bytes per message of that limit. */
+#define S_SESSION_BYTES_PER_MSG (64 * 1024)
 #define S_MAX_ROUTE 256
 #define S_MAX_INTEREST 4096
 
@@ -70,6 +73,9 @@ typedef struct node_peer {
     void *dealer;  /* our link to them (we are the CURVE client) */
     void *monitor; /* PAIR reading the dealer's monitor events */
     bool dealer_up;
+    bool learned;       /* endpoints learned (hello, gossip, cache, beacon), not the roster's */
+    bool learned_ok;    /* ... and the dealer to them completed a handshake */
+    int64_t learned_at; /* ms */
     uint8_t route[S_MAX_ROUTE]; /* their dealer's routing id on our ROUTER */
     size_t route_len;
     bool hello_in;
@@ -143,6 +149,7 @@ typedef struct {
     zhashx_t *rr; /* service -> round-robin counter */
     bool terminating;
     int64_t leave_deadline;
+    int ping_timer;             /* every links.probe_timeout / 3; remade when a reload changes it */
     uint32_t unhandshaken[256]; /* fds accepted, no handshake yet */
     size_t unhandshaken_count;
     /* links.c */

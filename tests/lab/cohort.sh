@@ -355,3 +355,47 @@ lab_cohort_enter() {
         [[ -x $prog ]] || lab_die "$prog: not built (set COHORTCTL / COHORTD or build first)"
     done
 }
+
+# ---- LAN discovery beacons (overlay/beacon.h) ----
+
+# lab_cluster_name: the cluster name of the lab roster.
+lab_cluster_name() {
+    sed -n 's/^cluster:[[:space:]]*//p' "$LAB_DIR/roster.yaml"
+}
+
+# lab_node_key_hex NAME: NAME's X25519 public key, 64 hex digits (the last
+# 32 bytes of the SubjectPublicKeyInfo in node.pub).
+lab_node_key_hex() {
+    sed '/^-----/d' "$LAB_DIR/nodes/$1/node.pub" | base64 -d | tail -c 32 | od -An -v -tx1 |
+        tr -d ' \n'
+}
+
+# lab_random_key_hex: 32 random bytes as 64 hex digits (a key no roster has).
+lab_random_key_hex() {
+    head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n'
+}
+
+# lab_beacon_send NS ADDR KEY_HEX PORT [CLUSTER [BEACON_PORT]]: sends one
+# beacon datagram from namespace NS to ADDR:BEACON_PORT (default 7702; ADDR
+# may be a broadcast address) announcing KEY_HEX (64 hex digits) with overlay
+# port PORT, tagged for CLUSTER (default: the lab roster's cluster). The
+# 48 bytes: "CHB1" | 1 | 0 | PORT (big-endian u16) | key (32) | the first 8
+# bytes of SHA-256(CLUSTER). Sent with nc -u -b (openbsd netcat; -q 0, the
+# Debian option to quit at the end of input, else -w 1).
+lab_beacon_send() {
+    local ns=$1 addr=$2 key=$3 port=$4 cluster=${5:-} bport=${6:-7702} tag hex esc="" i f
+    [[ -n $cluster ]] || cluster=$(lab_cluster_name)
+    [[ $key =~ ^[0-9a-fA-F]{64}$ ]] || lab_die "lab_beacon_send: KEY_HEX must be 64 hex digits"
+    tag=$(printf '%s' "$cluster" | sha256sum | cut -c1-16)
+    hex=$(printf '43484231''0100''%04x%s%s' "$port" "$key" "$tag")
+    f=$(mktemp "$LAB_DIR/beacon.XXXXXX")
+    for ((i = 0; i < ${#hex}; i += 2)); do
+        esc+="\\x${hex:i:2}"
+    done
+    printf '%b' "$esc" >"$f"
+    [[ $(stat -c %s "$f") == 48 ]] || lab_die "lab_beacon_send: datagram is not 48 bytes"
+    ip netns exec "$ns" timeout 5 nc -u -b -n -q 0 "$addr" "$bport" <"$f" >/dev/null 2>&1 ||
+        ip netns exec "$ns" timeout 5 nc -u -b -n -w 1 "$addr" "$bport" <"$f" >/dev/null 2>&1 ||
+        lab_die "lab_beacon_send: nc could not send to $addr:$bport from $ns"
+    rm -f "$f"
+}
