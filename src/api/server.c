@@ -1283,6 +1283,24 @@ out:
     return rc;
 }
 
+/* About S_CLIENT_QUEUE_BYTES of messages of the largest size per client.
+ * libzmq takes the value when a client connects. */
+static void s_set_sndhwm(cohort_api_server_t *self, uint64_t max_message_size)
+{
+    uint64_t hwm = S_CLIENT_QUEUE_BYTES / (max_message_size ? max_message_size : 1);
+    zsock_set_sndhwm(self->sock, hwm < S_SNDHWM_MIN   ? S_SNDHWM_MIN
+                                 : hwm > S_SNDHWM_MAX ? S_SNDHWM_MAX
+                                                      : (int)hwm);
+}
+
+void cohort_api_server_set_limits(cohort_api_server_t *self, const cohort_config_t *cfg)
+{
+    assert(self && cfg);
+    self->max_message_size = cfg->max_message_size;
+    self->send_timeout_ms = cfg->send_timeout_ms;
+    s_set_sndhwm(self, cfg->max_message_size);
+}
+
 int cohort_api_server_open(const cohort_config_t *cfg, const cohort_api_limits_t *limits,
                            cohort_api_server_t **out, cohort_err_t *err)
 {
@@ -1316,10 +1334,7 @@ int cohort_api_server_open(const cohort_config_t *cfg, const cohort_api_limits_t
     assert(self->sock);
     zsock_set_linger(self->sock, 0);
     zsock_set_router_mandatory(self->sock, 1);
-    uint64_t hwm = S_CLIENT_QUEUE_BYTES / (cfg->max_message_size ? cfg->max_message_size : 1);
-    zsock_set_sndhwm(self->sock, hwm < S_SNDHWM_MIN   ? S_SNDHWM_MIN
-                                 : hwm > S_SNDHWM_MAX ? S_SNDHWM_MAX
-                                                      : (int)hwm);
+    s_set_sndhwm(self, cfg->max_message_size);
     zsock_set_maxmsgsize(self->sock, S_FRAME_HARD_MAX);
     int rc;
     if (!strncmp(self->endpoint, "ipc://", 6) && self->endpoint[6] != '@') {

@@ -56,6 +56,13 @@ typedef struct cohort_api_limits {
 int cohort_api_server_open(const cohort_config_t *cfg, const cohort_api_limits_t *limits,
                            cohort_api_server_t **out, cohort_err_t *err);
 
+/* A reload: takes limits.max_message_size and limits.send_timeout from cfg
+ * (read now; cfg may be freed after). Requests and sends from then on are
+ * checked and parked with the new values; sends already parked keep their
+ * deadline. The per-client queue bound derived from the message size
+ * applies to clients that connect afterwards. Call on the loop's thread. */
+void cohort_api_server_set_limits(cohort_api_server_t *self, const cohort_config_t *cfg);
+
 /* Starts serving: registers the API socket, cohort_fd(node) and the
  * server's timers on loop, and reads what the node already holds. node and
  * loop are borrowed and must outlive the server. Call once. */

@@ -84,7 +84,9 @@ static const cohort_config_key_t s_keys[] = {
      .required = true,
      .min = 1,
      .max = COHORT_CONFIG_MAX_LIST,
-     .reloadable = true,
+     /* Not reloadable: the CAs decide which roster and which members are
+      * trusted, so changing them live would mean re-verifying the roster in
+      * force and re-admitting every member; a restart does exactly that. */
      S_LIST_AT(trust_ca, trust_ca_count),
      .doc = "Trusted CA certificate files; list several to rotate the CA."},
     {.key = "trust.roster",
@@ -1150,4 +1152,109 @@ bool cohort_config_same(const cohort_config_t *a, const cohort_config_t *b, cons
     }
     }
     return false;
+}
+
+/* Appends key to the comma-separated list at out (cap bytes, may be 0);
+ * a key that does not fit whole is left out and "..." ends the list. */
+static void s_list_add(char *out, size_t cap, const char *key)
+{
+    if (!cap)
+        return;
+    size_t len = strlen(out);
+    size_t need = (len ? 1 : 0) + strlen(key);
+    if (len + need < cap) {
+        snprintf(out + len, cap - len, "%s%s", len ? "," : "", key);
+    } else if (len + 4 < cap && (len < 3 || strcmp(out + len - 3, "..."))) {
+        snprintf(out + len, cap - len, "%s...", len ? "," : "");
+    }
+}
+
+/* Replaces dst's value of key e with a copy of src's. */
+static void s_copy_value(cohort_config_t *dst, const cohort_config_t *src,
+                         const cohort_config_key_t *e)
+{
+    void *to = s_field(dst, e);
+    const void *from = s_cfield(src, e);
+    switch (e->type) {
+    case COHORT_CONFIG_TYPE_STRING:
+    case COHORT_CONFIG_TYPE_PATH: {
+        char *old, *value;
+        memcpy(&old, to, sizeof old);
+        memcpy(&value, from, sizeof value);
+        value = cohort_strdup(value);
+        memcpy(to, &value, sizeof value);
+        free(old);
+        return;
+    }
+    case COHORT_CONFIG_TYPE_UINT:
+    case COHORT_CONFIG_TYPE_DURATION:
+        memcpy(to, from, sizeof(uint32_t));
+        return;
+    case COHORT_CONFIG_TYPE_SIZE:
+        memcpy(to, from, sizeof(uint64_t));
+        return;
+    case COHORT_CONFIG_TYPE_BOOL:
+        memcpy(to, from, sizeof(bool));
+        return;
+    case COHORT_CONFIG_TYPE_ENUM:
+        memcpy(to, from, sizeof(int));
+        return;
+    case COHORT_CONFIG_TYPE_LIST:
+    case COHORT_CONFIG_TYPE_PATHLIST: {
+        char **old, **items, **copy = NULL;
+        size_t old_count, count;
+        memcpy(&old, to, sizeof old);
+        memcpy(&old_count, (char *)dst + e->count_offset, sizeof old_count);
+        memcpy(&items, from, sizeof items);
+        memcpy(&count, (const char *)src + e->count_offset, sizeof count);
+        if (count) {
+            copy = cohort_calloc(count, sizeof *copy);
+            for (size_t i = 0; i < count; i++)
+                copy[i] = cohort_strdup(items[i]);
+        }
+        memcpy(to, &copy, sizeof copy);
+        memcpy((char *)dst + e->count_offset, &count, sizeof count);
+        s_free_list(old, old_count);
+        return;
+    }
+    }
+}
+
+size_t cohort_config_apply_reloadable(cohort_config_t *dst, const cohort_config_t *src,
+                                      char *applied, size_t cap)
+{
+    assert(dst && src && (applied || !cap));
+    if (cap)
+        applied[0] = '\0';
+    size_t changed = 0;
+    for (size_t i = 0; i < S_KEY_COUNT; i++) {
+        const cohort_config_key_t *e = &s_keys[i];
+        if (!e->reloadable)
+            continue;
+        uint64_t bit = 1ULL << i;
+        dst->set_mask = (dst->set_mask & ~bit) | (src->set_mask & bit);
+        if (cohort_config_same(dst, src, e->key))
+            continue;
+        s_copy_value(dst, src, e);
+        s_list_add(applied, cap, e->key);
+        changed++;
+    }
+    return changed;
+}
+
+size_t cohort_config_restart_needed(const cohort_config_t *running, const cohort_config_t *fresh,
+                                    char *keys, size_t cap)
+{
+    assert(running && fresh && (keys || !cap));
+    if (cap)
+        keys[0] = '\0';
+    size_t changed = 0;
+    for (size_t i = 0; i < S_KEY_COUNT; i++) {
+        const cohort_config_key_t *e = &s_keys[i];
+        if (e->reloadable || cohort_config_same(running, fresh, e->key))
+            continue;
+        s_list_add(keys, cap, e->key);
+        changed++;
+    }
+    return changed;
 }

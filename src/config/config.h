@@ -13,7 +13,8 @@
  *
  * This module does not open the files the config names (keys, certificates,
  * roster), does not check that node.name matches the certificate, and does
- * not apply a reload: callers decide what to do with reloadable keys.
+ * not make a reload take effect: it copies the reloadable keys from a fresh
+ * config into the running one, and the node and the daemon act on them.
  */
 #ifndef COHORT_CONFIG_CONFIG_H
 #define COHORT_CONFIG_CONFIG_H
@@ -33,6 +34,10 @@
 #define COHORT_CONFIG_MAX_NAME 63
 /* Most items in trust.ca and in listen.advertise. */
 #define COHORT_CONFIG_MAX_LIST 16
+/* Room for every key name, comma-separated, with its NUL: enough for the
+ * lists cohort_config_apply_reloadable and cohort_config_restart_needed
+ * write. */
+#define COHORT_CONFIG_KEY_LIST_MAX 1024
 
 typedef enum {
     COHORT_CONFIG_LOG_DEBUG,
@@ -157,5 +162,21 @@ bool cohort_config_key_reloadable(const char *key);
 /* True if a and b hold the same effective value for key ("section.name");
  * false for unknown keys. What a reload uses to tell what changed. */
 bool cohort_config_same(const cohort_config_t *a, const cohort_config_t *b, const char *key);
+
+/* A reload: for every reloadable key whose value differs, replaces dst's
+ * value with a copy of src's (strings and lists duplicated, dst's old ones
+ * freed); also takes src's "set by the file" bit of every reloadable key.
+ * Non-reloadable keys and dst->path are not touched. Writes the changed
+ * keys into applied (cap bytes, may be 0 with applied NULL) in table order,
+ * comma-separated, "" when none; a list longer than cap ends in "..."
+ * (COHORT_CONFIG_KEY_LIST_MAX always fits). Returns how many changed. */
+size_t cohort_config_apply_reloadable(cohort_config_t *dst, const cohort_config_t *src,
+                                      char *applied, size_t cap);
+
+/* The non-reloadable keys whose value differs between running and fresh,
+ * written into keys as cohort_config_apply_reloadable writes applied.
+ * Returns how many. */
+size_t cohort_config_restart_needed(const cohort_config_t *running, const cohort_config_t *fresh,
+                                    char *keys, size_t cap);
 
 #endif

@@ -30,7 +30,7 @@
 
 typedef struct {
     const char *path;
-    cohort_config_t *cfg; /* the running config (log keys updated on reload) */
+    cohort_config_t *cfg; /* the running config (reloadable keys updated on reload) */
     cohort_t *node;
     cohort_api_server_t *api;
     int stop_signal; /* set when the loop ends for SIGTERM / SIGINT */
@@ -65,12 +65,6 @@ static void s_apply_log(const cohort_config_t *cfg, bool first)
 }
 
 /* ---- reload ---- */
-
-static void s_append(char *list, size_t cap, const char *key)
-{
-    size_t len = strlen(list);
-    snprintf(list + len, cap - len, "%s%s", len ? "," : "", key);
-}
 
 /* Re-reads the roster file cfg names and hands it to the node, which
  * applies it only when its serial is higher than the one held (a file not
@@ -108,56 +102,44 @@ out:
     free(sig);
 }
 
-/* Re-reads the config and says, key by key, what happens to each change:
- * the daemon applies the log keys itself and hands the roster file to the
- * node; the node cannot reload anything else yet, so other changes are
- * reported, not pretended. */
+/* Re-reads the config; when it loads, hands it to the node, which checks
+ * it again and puts every reloadable key in force, then applies what the
+ * daemon itself holds (log keys, the API's limits) and re-reads the roster
+ * file. Changed keys that need a restart are named, not pretended. A file
+ * that does not load changes nothing, but the roster file the running
+ * config names is still re-read. */
 static void s_reload(s_daemon_t *d)
 {
     cohort_err_t err;
     cohort_err_clear(&err);
     cohort_config_t *fresh = NULL;
+    cohort_reload_result_t res;
+    memset(&res, 0, sizeof res);
     if (cohort_config_load(d->path, &fresh, &err) < 0) {
         COHORT_LOG(COHORT_LOG_ERROR, "config.reload.failed error=\"%s\" running=previous",
                    cohort_err_text(&err));
         s_reload_roster(d, d->cfg);
         return;
     }
-    char applied[512] = "", later[512] = "", restart[512] = "";
-    size_t count = 0;
-    const cohort_config_key_t *keys = cohort_config_keys(&count);
-    for (size_t i = 0; i < count; i++) {
-        const char *key = keys[i].key;
-        if (cohort_config_same(d->cfg, fresh, key))
-            continue;
-        if (!strcmp(key, "log.level") || !strcmp(key, "log.format") ||
-            !strcmp(key, "trust.roster") || !strcmp(key, "trust.roster_signature"))
-            s_append(applied, sizeof applied, key);
-        else if (keys[i].reloadable)
-            s_append(later, sizeof later, key);
-        else
-            s_append(restart, sizeof restart, key);
+    if (cohort_reload(d->node, d->path, &res) != COHORT_OK) {
+        /* Only if the file changed again between the two reads. */
+        COHORT_LOG(COHORT_LOG_ERROR, "config.reload.failed error=\"%s\" running=previous",
+                   res.error);
+        cohort_config_destroy(&fresh);
+        s_reload_roster(d, d->cfg);
+        return;
     }
-    d->cfg->log_level = fresh->log_level;
-    d->cfg->log_format = fresh->log_format;
+    cohort_config_apply_reloadable(d->cfg, fresh, NULL, 0);
     s_apply_log(d->cfg, false);
-    if (!applied[0] && !later[0] && !restart[0])
+    cohort_api_server_set_limits(d->api, d->cfg);
+    if (!res.applied[0] && !res.restart_needed[0])
         COHORT_LOG(COHORT_LOG_INFO, "config.reload changed=none");
-    if (applied[0])
-        COHORT_LOG(COHORT_LOG_INFO, "config.reload applied=%s", applied);
-    if (later[0])
-        COHORT_LOG(COHORT_LOG_WARN,
-                   "config.reload.unsupported keys=%s reason=\"this cohortd cannot apply them "
-                   "to a running node yet; restart to apply\"",
-                   later);
-    if (restart[0])
-        COHORT_LOG(COHORT_LOG_WARN, "config.reload.restart_needed keys=%s", restart);
-    s_reload_roster(d, fresh);
-    free(d->cfg->roster);
-    d->cfg->roster = cohort_strdup(fresh->roster);
-    free(d->cfg->roster_sig);
-    d->cfg->roster_sig = cohort_strdup(fresh->roster_sig);
+    if (res.applied[0])
+        COHORT_LOG(COHORT_LOG_INFO, "config.reload applied=%s", res.applied);
+    if (res.restart_needed[0])
+        COHORT_LOG(COHORT_LOG_WARN, "config.reload.restart_needed keys=%s", res.restart_needed);
     cohort_config_destroy(&fresh);
+    s_reload_roster(d, d->cfg);
 }
 
 /* ---- the loop ---- */

@@ -179,6 +179,31 @@ cohort_status_t cohort_roster_push(cohort_t *self, cohort_roster_source_t source
                                    const void *roster, size_t len, const void *sig, size_t sig_len,
                                    cohort_roster_result_t *result);
 
+/* ---- the config ---- */
+
+typedef struct cohort_reload_result {
+    char applied[1024];        /* reloadable keys whose new value is now in force,
+                                  comma-separated in file order; "" none */
+    char restart_needed[1024]; /* keys that changed but only take effect when the
+                                  node is started again; "" none */
+    char error[1024];          /* why the file was refused; "" when it loaded */
+} cohort_reload_result_t;
+
+/* Re-reads the node's config file at config_path (normally the one
+ * cohort_open was given) and puts every key marked reloadable (config/
+ * README.md) in force at once: message size checks, per-peer send queues,
+ * link timeouts, relay quotas, advertised endpoints, the roster file names
+ * (the roster itself is handed over with cohort_roster_push). log.level and
+ * log.format are recorded but logging is the embedder's: apply them to your
+ * own log sink. Changed keys that are not reloadable are named in
+ * result->restart_needed and not applied. A file that does not load (syntax,
+ * unknown key, value out of range) changes nothing: returns COHORT_INVALID
+ * with `FILE:LINE:COL: KEY: what, got 'VALUE'` in result->error. Returns
+ * COHORT_OK otherwise, changed or not. result (may be NULL) is filled either
+ * way. Blocks until the node answers. */
+cohort_status_t cohort_reload(cohort_t *self, const char *config_path,
+                              cohort_reload_result_t *result);
+
 /* ---- introspection ---- */
 
 /* An encoded cohort.api.Response (proto/api.proto) for what = "status"

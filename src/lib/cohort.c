@@ -7,6 +7,7 @@
  * them, in order.
  */
 #include "cohort.h"
+#include "config/config.h"
 #include "envelope.pb-c.h"
 #include "node/node.h"
 #include "util/mem.h"
@@ -15,6 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+_Static_assert(sizeof((cohort_reload_result_t *)0)->applied >= COHORT_CONFIG_KEY_LIST_MAX &&
+                   sizeof((cohort_reload_result_t *)0)->restart_needed >=
+                       COHORT_CONFIG_KEY_LIST_MAX,
+               "every key name fits in a reload result");
 
 struct cohort {
     zactor_t *actor;
@@ -456,6 +462,29 @@ cohort_status_t cohort_roster_push(cohort_t *self, cohort_roster_source_t source
     zstr_free(&text);
     zstr_free(&reason);
     zstr_free(&serial);
+    return st;
+}
+
+cohort_status_t cohort_reload(cohort_t *self, const char *config_path,
+                              cohort_reload_result_t *result)
+{
+    assert(self && config_path);
+    zsock_send(self->actor, "ss", "RELOAD", config_path);
+    char *code = NULL, *text = NULL, *applied = NULL, *restart = NULL;
+    cohort_status_t st = COHORT_ERROR;
+    if (zsock_recv(self->actor, "ssss", &code, &text, &applied, &restart) == 0 && code)
+        st = (cohort_status_t)atoi(code);
+    if (result) {
+        snprintf(result->applied, sizeof result->applied, "%s", applied ? applied : "");
+        snprintf(result->restart_needed, sizeof result->restart_needed, "%s",
+                 restart ? restart : "");
+        snprintf(result->error, sizeof result->error, "%s",
+                 code ? (text ? text : "") : "the node did not answer");
+    }
+    zstr_free(&code);
+    zstr_free(&text);
+    zstr_free(&applied);
+    zstr_free(&restart);
     return st;
 }
 

@@ -87,8 +87,10 @@ static void s_deliver(node_t *self, const char *sender, const node_msg_t *msg)
 
 int node_transmit_env(node_t *self, node_peer_t *p, node_env_t *env)
 {
+    /* Member news rides on control envelopes (probes, acks, hellos); data
+     * frames stay lean, and SWIM's own gossip covers a busy link. */
     members_pb_t pb;
-    if (env->n_updates == 0)
+    if (env->n_updates == 0 && env->body_case != COHORT__WIRE__ENVELOPE__BODY_DATA)
         members_attach(self, p, env, &pb);
     uint8_t *buf = NULL;
     size_t len = 0;

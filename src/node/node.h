@@ -24,6 +24,9 @@
  *   ROSTER source roster signature   (source "push" or "file"; reply frames
  *          3 and 4: the refusal reason code, "" when applied, and the serial
  *          held afterwards; see roster_sync.c)
+ *   RELOAD path   (re-reads the config file and applies its reloadable keys;
+ *          reply frames 3 and 4: the keys applied and the changed keys that
+ *          need a restart, comma-separated)
  * where msg is an encoded cohort.wire.Message. STATUS and PEERS add a frame
  * with an encoded cohort.api.Response. PUB adds the recipient count.
  * Inbox messages: "D" sender msg  |  "E" type node reason.

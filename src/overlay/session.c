@@ -26,8 +26,10 @@ struct cohort_session {
     uint64_t first_seq; /* seq of the oldest unacked message (head) */
     uint64_t next_seq;  /* seq the next new message gets */
     s_slot_t *ring;
-    size_t cap;  /* max_unacked */
-    size_t head; /* index of the oldest unacked message */
+    size_t cap;   /* slots in ring: max_unacked, or more while a lowered
+                     limit still holds the messages queued before */
+    size_t limit; /* max_unacked */
+    size_t head;  /* index of the oldest unacked message */
     size_t count;
     size_t bytes;
     size_t max_bytes;
@@ -63,6 +65,7 @@ cohort_session_t *cohort_session_new(uint64_t stream, size_t max_unacked, size_t
     self->next_seq = 1;
     self->ring = cohort_calloc(max_unacked, sizeof *self->ring);
     self->cap = max_unacked;
+    self->limit = max_unacked;
     self->max_bytes = max_unacked_bytes;
     self->rto = rto_min_ms;
     self->rto_min = rto_min_ms;
@@ -96,6 +99,26 @@ void cohort_session_destroy(cohort_session_t **self_p)
     *self_p = NULL;
 }
 
+void cohort_session_set_limits(cohort_session_t *self, size_t max_unacked, size_t max_unacked_bytes)
+{
+    assert(self);
+    assert(max_unacked > 0);
+    self->limit = max_unacked;
+    self->max_bytes = max_unacked_bytes;
+    /* The ring always holds what is queued: it shrinks only as far as the
+     * messages in it allow, and is laid out again from slot 0. */
+    size_t cap = max_unacked > self->count ? max_unacked : self->count;
+    if (cap == self->cap)
+        return;
+    s_slot_t *ring = cohort_calloc(cap, sizeof *ring);
+    for (size_t i = 0; i < self->count; i++)
+        ring[i] = *s_slot(self, i);
+    free(self->ring);
+    self->ring = ring;
+    self->cap = cap;
+    self->head = 0;
+}
+
 int cohort_session_send(cohort_session_t *self, uint8_t **body_p, size_t len, int64_t now,
                         uint64_t *stream, uint64_t *seq)
 {
@@ -103,8 +126,10 @@ int cohort_session_send(cohort_session_t *self, uint8_t **body_p, size_t len, in
     assert(body_p);
     assert(*body_p || len == 0);
     assert(stream && seq);
-    /* Written as a subtraction so a huge len cannot wrap the sum. */
-    if (self->count == self->cap || len > self->max_bytes - self->bytes) {
+    /* Written as a subtraction so a huge len cannot wrap the sum; bytes
+     * may be over max_bytes after cohort_session_set_limits lowered it. */
+    if (self->count >= self->limit || self->bytes > self->max_bytes ||
+        len > self->max_bytes - self->bytes) {
         self->stats.send_refused++;
         return -1;
     }

@@ -80,6 +80,13 @@ cohort_session_t *cohort_session_new(uint64_t stream, size_t max_unacked, size_t
  * fine; sets *self_p to NULL. */
 void cohort_session_destroy(cohort_session_t **self_p);
 
+/* Changes max_unacked (> 0) and max_unacked_bytes of a live session (a
+ * reload of limits.send_queue). Messages already queued stay queued, in
+ * order, even when there are more of them than the new limits allow: new
+ * sends are refused until acks bring the window under the limits. */
+void cohort_session_set_limits(cohort_session_t *self, size_t max_unacked,
+                               size_t max_unacked_bytes);
+
 /* ---- send half ---- */
 
 /* Queues one reliable message sent at time now. On success returns 0, takes

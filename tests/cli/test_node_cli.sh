@@ -336,22 +336,39 @@ req_is_answered_by_serve() {
     assert_eq "req from stdin" "FROM STDIN" "$OUT"
 }
 
-sighup_reports_what_changed() {
-    local log=${DIR[alpha]}/log
-    cp "${DIR[alpha]}/node.yaml" "${DIR[alpha]}/node.yaml.orig"
-    printf 'log:\n  level: debug\nlimits:\n  send_queue: 500\n' >>"${DIR[alpha]}/node.yaml"
+sighup_applies_reloadable_keys() {
+    local log=${DIR[alpha]}/log cfg=${DIR[alpha]}/node.yaml big
+    cp "$cfg" node.yaml.orig
+    big=$(head -c 2048 /dev/zero | tr '\0' x)
+    expect_ok "^queued for beta \(2048 bytes\)$" -- ctl alpha send beta "$big"
+    # refusals first: a file that does not load changes nothing, all of it
+    { cat node.yaml.orig && printf 'limits:\n  max_message_size: 1KiB\n  send_queue: [\n'; } >"$cfg"
     kill -HUP "${PID[alpha]}"
-    wait_for "$log" "config\.reload applied=log\.level"
-    wait_for "$log" "config\.reload\.unsupported keys=limits\.send_queue"
+    wait_for "$log" "config\.reload\.failed error=\"$(re "$cfg"):17:1: invalid YAML: .*\" running=previous$"
+    expect_ok "^queued for beta \(2048 bytes\)$" -- ctl alpha send beta "$big"
+    { cat node.yaml.orig && printf 'limits:\n  max_message_size: 1KiB\n  send_queue: 5\n'; } >"$cfg"
+    kill -HUP "${PID[alpha]}"
+    wait_for "$log" "config\.reload\.failed error=\"$(re "$cfg"):16:15: limits\.send_queue: must be 16\.\.1000000, got '5'\" running=previous$"
+    expect_ok "^queued for beta \(2048 bytes\)$" -- ctl alpha send beta "$big"
+    # every reloadable key at once; listen.port is named, not applied
+    { sed "s/^  port: .*/  port: 1/" node.yaml.orig &&
+        printf 'log:\n  level: debug\nlimits:\n  max_message_size: 1KiB\n  send_queue: 500\n'; } >"$cfg"
+    kill -HUP "${PID[alpha]}"
+    wait_for "$log" "config\.reload applied=log\.level,limits\.max_message_size,limits\.send_queue$"
+    wait_for "$log" "config\.reload\.restart_needed keys=listen\.port$"
+    expect_fail 1 "^cohortctl: send: message larger than limits\.max_message_size$" -- ctl alpha send beta "$big"
+    expect_ok "^queued for beta \(1000 bytes\)$" -- ctl alpha send beta "${big:0:1000}"
+    expect_ok "^peers +2/2 up$" -- ctl alpha status
     # log.format applies at once: the line saying so is already JSON
-    printf 'log:\n  format: json\n' >>"${DIR[alpha]}/node.yaml.orig"
-    cp "${DIR[alpha]}/node.yaml.orig" "${DIR[alpha]}/node.yaml"
+    { cat node.yaml.orig && printf 'log:\n  format: json\n'; } >"$cfg"
     kill -HUP "${PID[alpha]}"
-    wait_for "$log" '^\{"ts":"[0-9T:.-]+Z","level":"info","msg":"config\.reload applied=log\.level,log\.format"\}$'
-    sed -i '/^log:$/,$d' "${DIR[alpha]}/node.yaml.orig"
-    mv "${DIR[alpha]}/node.yaml.orig" "${DIR[alpha]}/node.yaml"
+    wait_for "$log" '^\{"ts":"[0-9T:.-]+Z","level":"info","msg":"config\.reload applied=log\.level,log\.format,limits\.max_message_size,limits\.send_queue"\}$'
+    expect_ok "^queued for beta \(2048 bytes\)$" -- ctl alpha send beta "$big"
+    cp node.yaml.orig "$cfg"
     kill -HUP "${PID[alpha]}"
     wait_for "$log" "^[0-9T:.-]+Z info config\.reload applied=log\.format$"
+    kill -HUP "${PID[alpha]}"
+    wait_for "$log" "^[0-9T:.-]+Z info config\.reload changed=none$"
     expect_ok "^peers +2/2 up$" -- ctl alpha status
 }
 
@@ -417,7 +434,7 @@ run_case unicast_reaches_a_subscriber_of_its_subject
 run_case stream_delivers_every_number_once_in_order
 run_case sub_receives_a_publish
 run_case req_is_answered_by_serve
-run_case sighup_reports_what_changed
+run_case sighup_applies_reloadable_keys
 run_case sigterm_leaves_gracefully
 run_case example_echo_service_answers_as_gamma
 finish

@@ -160,8 +160,12 @@ static void test_key_table_is_consistent(void **state)
     }
     assert_false(cohort_config_key_reloadable("node.name"));
     assert_false(cohort_config_key_reloadable("listen.port"));
-    assert_true(cohort_config_key_reloadable("trust.ca"));
+    assert_false(cohort_config_key_reloadable("trust.ca"));
+    assert_true(cohort_config_key_reloadable("trust.roster"));
     assert_true(cohort_config_key_reloadable("log.level"));
+    assert_true(cohort_config_key_reloadable("limits.send_queue"));
+    assert_false(cohort_config_key_reloadable("membership.probe_interval"));
+    assert_false(cohort_config_key_reloadable("discovery.lan"));
     assert_false(cohort_config_key_reloadable("no.such"));
 }
 
@@ -453,6 +457,147 @@ static void test_emit_writes_every_key_with_units(void **state)
                               "  interval: 5s\n");
     free(text);
     cohort_config_destroy(&cfg);
+}
+
+/* ---- reload ---- */
+
+/* Every key set, to a value other than its default (A) or to another one
+ * again (B), so each key differs between A and B. */
+static const char s_reload_a[] = "node:\n  name: alpha\n  state_dir: /srv/a\n"
+                                 "identity:\n  key: a.key\n  cert: a.crt\n"
+                                 "trust:\n  ca: [a.crt]\n  roster: a/roster.yaml\n"
+                                 "  roster_signature: a/roster.sig\n"
+                                 "listen:\n  address: 10.0.0.1\n  port: 7000\n"
+                                 "  punch_port: 7001\n  advertise: [tcp://a.example:1]\n"
+                                 "api:\n  endpoint: tcp://127.0.0.1:9001\n"
+                                 "log:\n  level: debug\n  format: json\n"
+                                 "limits:\n  max_message_size: 64KiB\n  send_queue: 100\n"
+                                 "  send_timeout: 1s\n"
+                                 "links:\n  direct_timeout: 1s\n  punch_timeout: 1s\n"
+                                 "  upgrade_interval: 10s\n  probe_timeout: 1s\n"
+                                 "proxy:\n  socks5: proxy-a:1080\n"
+                                 "relay:\n  pair_bytes_per_second: 1MiB\n"
+                                 "  pair_messages_per_second: 1000\n"
+                                 "membership:\n  probe_interval: 2s\n  probe_timeout: 100ms\n"
+                                 "  suspicion_timeout: 8s\n  indirect_probes: 1\n"
+                                 "discovery:\n  lan: true\n  port: 7800\n"
+                                 "  address: 10.0.0.255\n  interval: 1s\n";
+static const char s_reload_b[] = "node:\n  name: beta\n  state_dir: /srv/b\n"
+                                 "identity:\n  key: b.key\n  cert: b.crt\n"
+                                 "trust:\n  ca: [a.crt, b.crt]\n  roster: b/roster.yaml\n"
+                                 "  roster_signature: b/roster.sig\n"
+                                 "listen:\n  address: 10.0.0.2\n  port: 8000\n"
+                                 "  punch_port: 8001\n"
+                                 "  advertise: [tcp://b.example:2, tcp://c.example:3]\n"
+                                 "api:\n  endpoint: tcp://127.0.0.1:9002\n"
+                                 "log:\n  level: error\n  format: text\n"
+                                 "limits:\n  max_message_size: 1KiB\n  send_queue: 200\n"
+                                 "  send_timeout: 2s\n"
+                                 "links:\n  direct_timeout: 2500ms\n  punch_timeout: 4s\n"
+                                 "  upgrade_interval: 1m\n  probe_timeout: 5s\n"
+                                 "proxy:\n  socks5: proxy-b:1080\n"
+                                 "relay:\n  pair_bytes_per_second: 2MiB\n"
+                                 "  pair_messages_per_second: 2000\n"
+                                 "membership:\n  probe_interval: 3s\n  probe_timeout: 200ms\n"
+                                 "  suspicion_timeout: 9s\n  indirect_probes: 2\n"
+                                 "discovery:\n  lan: false\n  port: 7900\n"
+                                 "  address: 10.0.1.255\n  interval: 2s\n";
+
+static void test_reload_copies_every_reloadable_key_and_no_other(void **state)
+{
+    (void)state;
+    cohort_config_t *running = s_parse(s_reload_a), *before = s_parse(s_reload_a);
+    cohort_config_t *fresh = s_parse(s_reload_b);
+    size_t count = 0, reloadable = 0;
+    const cohort_config_key_t *keys = cohort_config_keys(&count);
+    char expect[COHORT_CONFIG_KEY_LIST_MAX] = "", restart[COHORT_CONFIG_KEY_LIST_MAX] = "";
+    for (size_t i = 0; i < count; i++) {
+        /* The fixtures are only worth something if every key differs. */
+        if (cohort_config_same(running, fresh, keys[i].key))
+            fail_msg("the fixtures set %s to the same value", keys[i].key);
+        char *list = keys[i].reloadable ? expect : restart;
+        size_t len = strlen(list);
+        snprintf(list + len, COHORT_CONFIG_KEY_LIST_MAX - len, "%s%s", len ? "," : "", keys[i].key);
+        reloadable += keys[i].reloadable;
+    }
+    char got[COHORT_CONFIG_KEY_LIST_MAX];
+    assert_int_equal(cohort_config_restart_needed(running, fresh, got, sizeof got),
+                     count - reloadable);
+    assert_string_equal(got, restart);
+    assert_int_equal(cohort_config_apply_reloadable(running, fresh, got, sizeof got), reloadable);
+    assert_string_equal(got, expect);
+    for (size_t i = 0; i < count; i++) {
+        if (keys[i].reloadable && !cohort_config_same(running, fresh, keys[i].key))
+            fail_msg("%s is reloadable but was not copied", keys[i].key);
+        if (!keys[i].reloadable && !cohort_config_same(running, before, keys[i].key))
+            fail_msg("%s is not reloadable but was changed", keys[i].key);
+    }
+    /* Copies, not borrowed pointers: fresh can go. */
+    assert_ptr_not_equal(running->roster, fresh->roster);
+    assert_ptr_not_equal(running->advertise, fresh->advertise);
+    cohort_config_destroy(&fresh);
+    assert_string_equal(running->roster, "/etc/cohort/b/roster.yaml");
+    assert_string_equal(running->roster_sig, "/etc/cohort/b/roster.sig");
+    assert_int_equal(running->advertise_count, 2);
+    assert_string_equal(running->advertise[1], "tcp://c.example:3");
+    assert_int_equal(running->max_message_size, 1024);
+    assert_int_equal(running->send_queue, 200);
+    assert_int_equal(running->send_timeout_ms, 2000);
+    assert_int_equal(running->probe_timeout_ms, 5000);
+    assert_int_equal(running->relay_pair_msgs, 2000);
+    assert_int_equal(running->log_level, COHORT_CONFIG_LOG_ERROR);
+    assert_string_equal(running->node_name, "alpha");
+    assert_int_equal(running->trust_ca_count, 1);
+    assert_int_equal(running->listen_port, 7000);
+    assert_int_equal(running->swim_probe_interval_ms, 2000);
+    /* A second time: nothing left to change. */
+    fresh = s_parse(s_reload_b);
+    assert_int_equal(cohort_config_apply_reloadable(running, fresh, got, sizeof got), 0);
+    assert_string_equal(got, "");
+    assert_int_equal(cohort_config_restart_needed(running, fresh, NULL, 0), count - reloadable);
+    cohort_config_destroy(&fresh);
+    cohort_config_destroy(&before);
+    cohort_config_destroy(&running);
+}
+
+static void test_reload_empties_a_list_and_takes_the_set_bits(void **state)
+{
+    (void)state;
+    cohort_config_t *running =
+        s_parse(MINIMAL "listen:\n  advertise: [tcp://a:1, tcp://b:2]\nlog:\n  level: warn\n");
+    cohort_config_t *fresh = s_parse(MINIMAL "listen:\n  port: 7000\n");
+    char got[COHORT_CONFIG_KEY_LIST_MAX];
+    assert_int_equal(cohort_config_apply_reloadable(running, fresh, got, sizeof got), 2);
+    assert_string_equal(got, "listen.advertise,log.level");
+    assert_int_equal(running->advertise_count, 0);
+    assert_null(running->advertise);
+    assert_int_equal(running->log_level, COHORT_CONFIG_LOG_INFO);
+    assert_false(cohort_config_was_set(running, "listen.advertise"));
+    assert_false(cohort_config_was_set(running, "log.level"));
+    /* listen.port needs a restart: neither its value nor its bit moved. */
+    assert_int_equal(running->listen_port, 7700);
+    assert_false(cohort_config_was_set(running, "listen.port"));
+    assert_int_equal(cohort_config_restart_needed(running, fresh, got, sizeof got), 1);
+    assert_string_equal(got, "listen.port");
+    cohort_config_destroy(&fresh);
+    cohort_config_destroy(&running);
+}
+
+static void test_reload_key_list_is_cut_with_an_ellipsis(void **state)
+{
+    (void)state;
+    cohort_config_t *running = s_parse(s_reload_a), *fresh = s_parse(s_reload_b);
+    char got[32];
+    cohort_config_restart_needed(running, fresh, got, sizeof got);
+    assert_string_equal(got, "node.name,node.state_dir,...");
+    /* Every key fits in COHORT_CONFIG_KEY_LIST_MAX. */
+    size_t count = 0, total = 0;
+    const cohort_config_key_t *keys = cohort_config_keys(&count);
+    for (size_t i = 0; i < count; i++)
+        total += strlen(keys[i].key) + 1;
+    assert_true(total <= COHORT_CONFIG_KEY_LIST_MAX);
+    cohort_config_destroy(&fresh);
+    cohort_config_destroy(&running);
 }
 
 /* ---- refusals: the full text, position included ---- */
@@ -919,6 +1064,9 @@ int main(void)
         cmocka_unit_test(test_roster_signature_and_api_endpoint_defaults_are_resolved),
         cmocka_unit_test(test_emit_parse_emit_round_trip_is_byte_identical),
         cmocka_unit_test(test_emit_writes_every_key_with_units),
+        cmocka_unit_test(test_reload_copies_every_reloadable_key_and_no_other),
+        cmocka_unit_test(test_reload_empties_a_list_and_takes_the_set_bits),
+        cmocka_unit_test(test_reload_key_list_is_cut_with_an_ellipsis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -428,6 +428,131 @@ static void test_pollable_fd_signals_incoming_messages(void **state)
 }
 
 /* Last: closes gamma. */
+/* alpha's config with another listen port and extra sections, next to
+ * the one it started from. Caller frees the path. */
+static char *s_alpha_config(fixture_t *f, int port, const char *extra)
+{
+    char *yaml = cohort_sprintf("node:\n  name: alpha\n  state_dir: alpha-state\n"
+                                "identity:\n  key: alpha.key\n  cert: alpha.crt\n"
+                                "trust:\n  ca: [ca.crt]\n"
+                                "listen:\n  address: 127.0.0.1\n  port: %d\n  punch_port: 0\n%s",
+                                port, extra);
+    char *path = test_write(f->c->dir, "alpha-reload.yaml", yaml, 0644);
+    free(yaml);
+    return path;
+}
+
+static cohort_status_t s_send_bytes(fixture_t *f, const char *to, size_t len)
+{
+    uint8_t *payload = cohort_calloc(1, len);
+    cohort_msg_t *m = cohort_msg_new("reload", payload, len);
+    free(payload);
+    return cohort_send(f->nodes[ALPHA], to, &m, 0);
+}
+
+/* Until beta gets the message subject "reload" of len bytes. */
+static void s_expect_at_beta(fixture_t *f, size_t len)
+{
+    int64_t end = zclock_mono() + 3000;
+    while (zclock_mono() < end) {
+        cohort_msg_t *m = s_next(f->nodes[BETA], 100);
+        size_t got = 0;
+        bool match = m && !strcmp(cohort_msg_subject(m), "reload") &&
+                     (cohort_msg_payload(m, &got), got == len);
+        cohort_msg_destroy(&m);
+        if (match)
+            return;
+    }
+    fail_msg("beta never got the %zu bytes", len);
+}
+
+/* Until node i's membership view gives alpha the one endpoint ep. */
+static void s_wait_alpha_endpoint(fixture_t *f, int i, const char *ep)
+{
+    int64_t end = zclock_mono() + 5000;
+    while (zclock_mono() < end) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        bool found = false;
+        assert_int_equal(cohort_info(f->nodes[i], "members", &buf, &len), COHORT_OK);
+        Cohort__Api__Response *resp = cohort__api__response__unpack(NULL, len, buf);
+        assert_non_null(resp);
+        for (size_t k = 0; k < resp->n_members; k++)
+            if (!strcmp(resp->members[k]->name, "alpha") && resp->members[k]->n_endpoints == 1 &&
+                !strcmp(resp->members[k]->endpoints[0], ep))
+                found = true;
+        cohort__api__response__free_unpacked(resp, NULL);
+        free(buf);
+        if (found)
+            return;
+        zclock_sleep(50);
+    }
+    fail_msg("%s never saw alpha at %s", s_names[i], ep);
+}
+
+static void test_reload_puts_reloadable_keys_in_force_and_a_bad_file_changes_nothing(void **state)
+{
+    fixture_t *f = *state;
+    cohort_reload_result_t res;
+    /* Refusals first: nothing of a file that does not load is applied. */
+    char *path =
+        s_alpha_config(f, f->ports[ALPHA], "limits:\n  max_message_size: 1KiB\n  send_queue: 5\n");
+    assert_int_equal(cohort_reload(f->nodes[ALPHA], path, &res), COHORT_INVALID);
+    char *expect =
+        cohort_sprintf("%s:15:15: limits.send_queue: must be 16..1000000, got '5'", path);
+    assert_string_equal(res.error, expect);
+    free(expect);
+    assert_string_equal(res.applied, "");
+    assert_string_equal(res.restart_needed, "");
+    assert_int_equal(cohort_reload(f->nodes[ALPHA], "/no/such/node.yaml", &res), COHORT_INVALID);
+    assert_non_null(strstr(res.error, "/no/such/node.yaml"));
+    assert_int_equal(s_send_bytes(f, "beta", 2048), COHORT_OK);
+    s_expect_at_beta(f, 2048);
+    free(path);
+
+    /* Every reloadable key at once; listen.port only named. */
+    path = s_alpha_config(f, f->ports[ALPHA] + 1,
+                          "  advertise: [tcp://alpha.example:7]\n"
+                          "limits:\n  max_message_size: 1KiB\n  send_queue: 16\n"
+                          "links:\n  probe_timeout: 1s\n");
+    assert_int_equal(cohort_reload(f->nodes[ALPHA], path, &res), COHORT_OK);
+    assert_string_equal(res.error, "");
+    assert_string_equal(res.applied, "listen.advertise,limits.max_message_size,limits.send_queue,"
+                                     "links.probe_timeout");
+    assert_string_equal(res.restart_needed, "listen.port");
+    /* the new endpoints are alpha's own at once, and gossiped to beta */
+    s_wait_alpha_endpoint(f, ALPHA, "tcp://alpha.example:7");
+    s_wait_alpha_endpoint(f, BETA, "tcp://alpha.example:7");
+    assert_int_equal(s_send_bytes(f, "beta", 2048), COHORT_TOO_LARGE);
+    assert_int_equal(s_send_bytes(f, "beta", 512), COHORT_OK);
+    s_expect_at_beta(f, 512);
+    /* rogue never acks: its queue fills at the new limit, not at 10000 */
+    cohort_status_t st = COHORT_OK;
+    int accepted = 0;
+    while (accepted <= 16 && (st = s_send_bytes(f, "rogue", 8)) == COHORT_OK)
+        accepted++;
+    assert_int_equal(st, COHORT_QUEUE_FULL);
+    assert_true(accepted <= 16);
+    free(path);
+
+    /* And back: raised limits take at once too. */
+    path = s_alpha_config(f, f->ports[ALPHA], "");
+    assert_int_equal(cohort_reload(f->nodes[ALPHA], path, &res), COHORT_OK);
+    assert_string_equal(res.applied, "listen.advertise,limits.max_message_size,limits.send_queue,"
+                                     "links.probe_timeout");
+    assert_string_equal(res.restart_needed, "");
+    char *own = cohort_sprintf("tcp://127.0.0.1:%d", f->ports[ALPHA]);
+    s_wait_alpha_endpoint(f, ALPHA, own);
+    s_wait_alpha_endpoint(f, BETA, own);
+    free(own);
+    assert_int_equal(s_send_bytes(f, "rogue", 8), COHORT_OK);
+    assert_int_equal(s_send_bytes(f, "beta", 2048), COHORT_OK);
+    s_expect_at_beta(f, 2048);
+    assert_int_equal(cohort_reload(f->nodes[ALPHA], path, &res), COHORT_OK);
+    assert_string_equal(res.applied, "");
+    free(path);
+}
+
 static void test_a_node_that_leaves_is_seen_as_left_not_failed(void **state)
 {
     fixture_t *f = *state;
@@ -460,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_publish_goes_only_to_matching_subscribers),
         cmocka_unit_test(test_site_local_provider_is_preferred_over_a_remote_one),
         cmocka_unit_test(test_pollable_fd_signals_incoming_messages),
+        cmocka_unit_test(test_reload_puts_reloadable_keys_in_force_and_a_bad_file_changes_nothing),
         cmocka_unit_test(test_a_node_that_leaves_is_seen_as_left_not_failed),
     };
     return cmocka_run_group_tests_name("node", tests, setup, teardown);

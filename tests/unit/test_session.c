@@ -104,6 +104,61 @@ static void test_full_window_refuses_send_without_side_effect(void **state)
     assert_null(s);
 }
 
+static void test_lowered_limits_keep_what_is_queued_and_refuse_new_sends(void **state)
+{
+    (void)state;
+    cohort_session_t *s = cohort_session_new(STREAM, 4, 1000, 100, 1000);
+    s_send_ok(s, 'a', 3, 1000, STREAM, 1);
+    s_send_ok(s, 'b', 3, 1000, STREAM, 2);
+    /* The ring wraps before the limits change. */
+    assert_int_equal(cohort_session_ack(s, STREAM, 2), 2);
+    s_send_ok(s, 'c', 3, 1000, STREAM, 3);
+    s_send_ok(s, 'd', 3, 1000, STREAM, 4);
+    s_send_ok(s, 'e', 3, 1000, STREAM, 5);
+    cohort_session_set_limits(s, 2, 5);
+    assert_int_equal(s_stats(s).unacked, 3);
+    uint8_t *body = s_body('f', 1);
+    uint64_t stream = 0, seq = 0;
+    assert_int_equal(cohort_session_send(s, &body, 1, 1000, &stream, &seq), -1);
+    /* Everything queued is still resent, in order. */
+    recorder_t rec = {.count = 0};
+    assert_int_equal(cohort_session_resend_all(s, 1100, s_record, &rec), 3);
+    s_expect_emitted(&rec, 0, STREAM, 3, 'c');
+    s_expect_emitted(&rec, 1, STREAM, 4, 'd');
+    s_expect_emitted(&rec, 2, STREAM, 5, 'e');
+    /* Under both limits again: one message of at most 2 bytes fits. */
+    assert_int_equal(cohort_session_ack(s, STREAM, 4), 2);
+    assert_int_equal(cohort_session_send(s, &body, 1, 1200, &stream, &seq), 0);
+    assert_int_equal(seq, 6);
+    body = s_body('g', 1);
+    assert_int_equal(cohort_session_send(s, &body, 1, 1200, &stream, &seq), -1);
+    free(body);
+    cohort_session_destroy(&s);
+}
+
+static void test_raised_limits_take_more_at_once(void **state)
+{
+    (void)state;
+    cohort_session_t *s = cohort_session_new(STREAM, 2, 1000, 100, 1000);
+    s_send_ok(s, 'a', 3, 1000, STREAM, 1);
+    assert_int_equal(cohort_session_ack(s, STREAM, 1), 1);
+    s_send_ok(s, 'b', 3, 1000, STREAM, 2);
+    s_send_ok(s, 'c', 3, 1000, STREAM, 3);
+    cohort_session_set_limits(s, 5, 1000);
+    for (uint64_t seq = 4; seq <= 6; seq++)
+        s_send_ok(s, (uint8_t)('a' + seq - 1), 3, 1000, STREAM, seq);
+    uint8_t *body = s_body('x', 3);
+    uint64_t stream = 0, seq = 0;
+    assert_int_equal(cohort_session_send(s, &body, 3, 1000, &stream, &seq), -1);
+    free(body);
+    recorder_t rec = {.count = 0};
+    assert_int_equal(cohort_session_resend_all(s, 1100, s_record, &rec), 5);
+    for (size_t i = 0; i < 5; i++)
+        s_expect_emitted(&rec, i, STREAM, 2 + i, (uint8_t)('b' + i));
+    assert_int_equal(cohort_session_ack(s, STREAM, 6), 5);
+    cohort_session_destroy(&s);
+}
+
 static void test_byte_budget_refuses_send_without_side_effect(void **state)
 {
     (void)state;
@@ -811,6 +866,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_window_refuses_send_without_side_effect),
         cmocka_unit_test(test_byte_budget_refuses_send_without_side_effect),
+        cmocka_unit_test(test_lowered_limits_keep_what_is_queued_and_refuse_new_sends),
+        cmocka_unit_test(test_raised_limits_take_more_at_once),
         cmocka_unit_test(test_ack_for_other_stream_or_unsent_seq_is_ignored),
         cmocka_unit_test(test_send_numbers_from_one_in_the_given_stream),
         cmocka_unit_test(test_cumulative_ack_frees_messages_up_to_seq),
