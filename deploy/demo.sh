@@ -106,6 +106,8 @@ if [ "$up" -lt 6 ]; then
   tail -n 20 ./*/cohortd.log >&2
   exit 1
 fi
+echo "and the cluster as plant-1 sees it (SWIM gossip: alive, suspect, failed, left):"
+run "$ctl" members -c plant-1/node.yaml
 
 step "6. a service on plant-1, a request from hq-1"
 ctl plant-1 serve greet --exec 'printf "hello from plant-1, you said: "; cat' &
