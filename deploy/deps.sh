@@ -7,7 +7,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libzmq3-dev libczmq-dev libssl-dev openssl
             libyaml-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev)
-test_pkgs=(clang-format iproute2 iptables conntrack netcat-openbsd dante-server tcpdump)
+test_pkgs=(clang-format iproute2 iptables conntrack netcat-openbsd dante-server tcpdump valgrind)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then

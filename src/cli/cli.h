@@ -43,5 +43,6 @@ int cohort_cli_load_ca(const char *dir, EVP_PKEY **key, X509 **cert, cohort_err_
 extern const cohort_cli_cmd_t cohort_cli_pki_cmds[];
 extern const cohort_cli_cmd_t cohort_cli_roster_cmds[];
 extern const cohort_cli_cmd_t cohort_cli_node_cmds[];
+extern const cohort_cli_cmd_t cohort_cli_bench_cmds[];
 
 #endif

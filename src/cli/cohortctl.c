@@ -44,7 +44,7 @@ int cohort_cli_int(const char *cmd, const char *opt, const char *text, long min,
 }
 
 static const cohort_cli_cmd_t *const s_tables[] = {cohort_cli_pki_cmds, cohort_cli_roster_cmds,
-                                                   cohort_cli_node_cmds};
+                                                   cohort_cli_node_cmds, cohort_cli_bench_cmds};
 
 static void s_usage(FILE *out)
 {

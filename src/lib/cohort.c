@@ -362,9 +362,13 @@ cohort_status_t cohort_request_async(cohort_t *self, const char *service, cohort
     return s_result(self, NULL, 0);
 }
 
-/* Reads one delivery from the inbox, waiting up to timeout_ms. */
+/* Reads one delivery from the inbox, waiting up to timeout_ms. A delivery
+ * that does not decode is skipped, not returned as NULL ("nothing came"):
+ * the node re-encodes what a peer sent, and protobuf-c accepts encodings it
+ * does not read back (a field numbered 0 with a non-canonical tag). */
 static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
 {
+again:
     zsock_set_rcvtimeo(self->inbox, timeout_ms);
     zmsg_t *in = zmsg_recv(self->inbox);
     if (!in)
@@ -378,6 +382,12 @@ static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
             msg = s_decode(sender, frame);
         zframe_destroy(&frame);
         zstr_free(&sender);
+        if (!msg) {
+            zstr_free(&type);
+            zmsg_destroy(&in);
+            /* no recursion: a peer may have sent any number of these */
+            goto again;
+        }
     } else if (type && !strcmp(type, "E")) {
         char *ev = zmsg_popstr(in), *node = zmsg_popstr(in), *reason = zmsg_popstr(in);
         msg = cohort_msg_new(ev ? ev : "", NULL, 0);

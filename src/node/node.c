@@ -560,6 +560,18 @@ static void s_handle_epoch(node_t *self, node_peer_t *p, uint64_t epoch)
     }
 }
 
+/* protobuf-c 1.4 keeps a field numbered 0 written with an overlong tag as
+ * an unknown field, then re-encodes it in a form its own decoder refuses:
+ * such a message could not be handed on, so it is garbage here. Other
+ * unknown fields (newer peers) are fine. */
+static bool s_has_field_zero(const ProtobufCMessage *m)
+{
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return true;
+    return false;
+}
+
 bool node_peer_learn_endpoints(node_t *self, node_peer_t *p, const char *const *endpoints, size_t n,
                                const char *source)
 {
@@ -638,8 +650,10 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
                 return;
         }
         node_msg_t *msg = cohort__wire__message__unpack(NULL, d->body.len, d->body.data);
-        if (!msg) {
+        if (!msg || s_has_field_zero(&msg->base)) {
             self->counters.garbage_dropped++;
+            if (msg)
+                cohort__wire__message__free_unpacked(msg, NULL);
             return;
         }
         s_handle_message(self, p, msg);

@@ -182,6 +182,22 @@ static int s_load_doc(cohort_yaml_t *y, const char *cluster, cohort_peercache_t 
     return 0;
 }
 
+int cohort_peercache_parse(const char *name, const char *buf, size_t len, const char *cluster,
+                           cohort_peercache_t *pc, cohort_err_t *err)
+{
+    cohort_peercache_init(pc, cluster);
+    cohort_yaml_t y;
+    int rc = cohort_yaml_load(&y, name, buf, len, err);
+    if (rc == 0)
+        rc = s_load_doc(&y, cluster, pc, err);
+    cohort_yaml_fini(&y);
+    if (rc < 0) {
+        cohort_peercache_fini(pc);
+        cohort_peercache_init(pc, cluster);
+    }
+    return rc;
+}
+
 int cohort_peercache_load(const char *path, const char *cluster, cohort_peercache_t *pc,
                           bool *missing, cohort_err_t *err)
 {
@@ -197,20 +213,13 @@ int cohort_peercache_load(const char *path, const char *cluster, cohort_peercach
     size_t len = 0;
     if (cohort_fs_read(path, COHORT_PEERCACHE_MAX_BYTES, &buf, &len, err) < 0)
         return -1;
-    cohort_yaml_t y;
-    int rc = cohort_yaml_load(&y, path, buf, len, err);
-    if (rc == 0)
-        rc = s_load_doc(&y, cluster, pc, err);
-    cohort_yaml_fini(&y);
+    cohort_peercache_fini(pc);
+    int rc = cohort_peercache_parse(path, buf, len, cluster, pc, err);
     free(buf);
-    if (rc < 0) {
-        cohort_peercache_fini(pc);
-        cohort_peercache_init(pc, cluster);
-    }
     return rc;
 }
 
-int cohort_peercache_save(const char *path, const cohort_peercache_t *pc, cohort_err_t *err)
+int cohort_peercache_emit(const cohort_peercache_t *pc, char **out, size_t *len, cohort_err_t *err)
 {
     cohort_yemit_t *e = cohort_yemit_new();
     cohort_yemit_map_start(e);
@@ -231,18 +240,30 @@ int cohort_peercache_save(const char *path, const cohort_peercache_t *pc, cohort
     cohort_yemit_seq_end(e);
     cohort_yemit_map_end(e);
     char *text = NULL;
-    size_t len = 0;
-    int rc = cohort_yemit_finish(e, &text, &len, err);
+    size_t text_len = 0;
+    int rc = cohort_yemit_finish(e, &text, &text_len, err);
     cohort_yemit_destroy(&e);
     if (rc < 0)
         return -1;
     static const char head[] = "# cohortd bootstrap cache: last known endpoints of peers. "
                                "Rewritten by cohortd; safe to delete.\n";
-    char *all = cohort_malloc(sizeof head + len);
+    char *all = cohort_malloc(sizeof head + text_len);
     memcpy(all, head, sizeof head - 1);
-    memcpy(all + sizeof head - 1, text, len);
-    rc = cohort_fs_write_atomic(path, all, sizeof head - 1 + len, 0644, err);
-    free(all);
+    memcpy(all + sizeof head - 1, text, text_len);
+    all[sizeof head - 1 + text_len] = '\0';
+    free(text);
+    *out = all;
+    *len = sizeof head - 1 + text_len;
+    return 0;
+}
+
+int cohort_peercache_save(const char *path, const cohort_peercache_t *pc, cohort_err_t *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (cohort_peercache_emit(pc, &text, &len, err) < 0)
+        return -1;
+    int rc = cohort_fs_write_atomic(path, text, len, 0644, err);
     free(text);
     return rc;
 }

@@ -59,6 +59,17 @@ size_t cohort_peercache_put(cohort_peercache_t *pc, const char *name, const char
 const cohort_peercache_entry_t *cohort_peercache_get(const cohort_peercache_t *pc,
                                                      const char *name);
 
+/* Parses cache file text (len bytes, no terminator needed; name is used in
+ * messages) into *pc (initialised here). The checks of cohort_peercache_load
+ * apart from the file's existence and size: on failure err says
+ * `name:line:col: what` and *pc is empty. */
+int cohort_peercache_parse(const char *name, const char *buf, size_t len, const char *cluster,
+                           cohort_peercache_t *pc, cohort_err_t *err);
+
+/* The cache file text of pc, as cohort_peercache_save writes it. Caller
+ * owns *out (free()). */
+int cohort_peercache_emit(const cohort_peercache_t *pc, char **out, size_t *len, cohort_err_t *err);
+
 /* Loads path into *pc (initialised here). A missing file is an empty cache
  * (returns 0, *missing set if missing is non-NULL). A file of another
  * cluster, of the wrong shape or too large fails with `path:line:col: what`;

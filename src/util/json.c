@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +245,16 @@ void cohort_json_int(cohort_json_t *self, int64_t value)
 {
     char text[32];
     int n = snprintf(text, sizeof text, "%" PRId64, value);
+    s_value(self);
+    s_append(self, text, (size_t)n);
+}
+
+void cohort_json_double(cohort_json_t *self, double value)
+{
+    char text[40];
+    /* JSON has no NaN or infinity: a figure that has none is null. */
+    int n = isfinite(value) ? snprintf(text, sizeof text, "%.6g", value)
+                            : snprintf(text, sizeof text, "null");
     s_value(self);
     s_append(self, text, (size_t)n);
 }

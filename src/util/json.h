@@ -35,6 +35,8 @@ void cohort_json_string(cohort_json_t *self, const char *text);
 void cohort_json_string_len(cohort_json_t *self, const char *text, size_t len);
 void cohort_json_uint(cohort_json_t *self, uint64_t value);
 void cohort_json_int(cohort_json_t *self, int64_t value);
+/* A number with 6 significant digits; NaN and infinities become null. */
+void cohort_json_double(cohort_json_t *self, double value);
 void cohort_json_bool(cohort_json_t *self, bool value);
 
 /* The document so far, NUL-terminated; *len (may be NULL) gets its length.

@@ -399,3 +399,74 @@ lab_beacon_send() {
         lab_die "lab_beacon_send: nc could not send to $addr:$bport from $ns"
     rm -f "$f"
 }
+
+# ---- faults during a stream (test_lab_faults*.sh) ----
+
+# lab_stream_expected FROM: how many messages FROM's paced stream should
+# have handed to its node by now, by its schedule (rate x time since start).
+lab_stream_expected() {
+    local rate t0
+    read -r rate t0 <"$LAB_DIR/stream-$1"
+    echo $((rate * ($(lab_now) - t0) / 1000000000))
+}
+
+# lab_stream_caught_up FROM TO [SLACK]: TO has received all but SLACK
+# (default a quarter second's worth plus 50) of what FROM's paced stream
+# should have sent by now.
+lab_stream_caught_up() {
+    local rate t0 slack
+    read -r rate t0 <"$LAB_DIR/stream-$1"
+    slack=${3:-$((rate / 4 + 50))}
+    (($(lab_stream_received "$1" "$2") + slack >= $(lab_stream_expected "$1")))
+}
+
+# lab_stream_watch FROM TO MIN MAX: watches a paced stream's deliveries on
+# TO from now (the moment of a fault): every 0.1 s until at least MIN
+# seconds have passed, deliveries are flowing (the last one less than 0.5 s
+# ago) and TO has caught up with the sender's schedule since the longest
+# stall ended; fails after MAX seconds. Sets LAB_STALL (the longest time
+# without a new delivery, s), LAB_RESUMED (when deliveries resumed after it,
+# s after the fault) and LAB_CAUGHT_UP (when TO had caught up after it, s
+# after the fault).
+lab_stream_watch() {
+    local from=$1 to=$2 min=$3 max=$4 t0 now n last_n last_progress gap stall=0 stall_end caught=""
+    t0=$(lab_now)
+    last_progress=$t0
+    stall_end=$t0
+    last_n=$(lab_stream_received "$from" "$to")
+    while :; do
+        now=$(lab_now)
+        n=$(lab_stream_received "$from" "$to")
+        if ((n > last_n)); then
+            gap=$((now - last_progress))
+            if ((gap > stall)); then
+                stall=$gap
+                stall_end=$now
+                caught=""
+            fi
+            last_progress=$now
+            last_n=$n
+        fi
+        [[ -n $caught ]] || ! lab_stream_caught_up "$from" "$to" || caught=$now
+        if ((now - t0 >= min * 1000000000)) && [[ -n $caught ]] &&
+            ((now - last_progress < 500000000)); then
+            break
+        fi
+        if ((now - t0 > max * 1000000000)); then
+            LAB_STALL=$(lab_secs "$stall") LAB_RESUMED=$(lab_secs $((stall_end - t0)))
+            LAB_CAUGHT_UP=never
+            return 1
+        fi
+        sleep 0.1
+    done
+    # shellcheck disable=SC2034 # read by scenario scripts
+    LAB_STALL=$(lab_secs "$stall") LAB_RESUMED=$(lab_secs $((stall_end - t0)))
+    # shellcheck disable=SC2034
+    LAB_CAUGHT_UP=$(lab_secs $((caught - t0)))
+}
+
+# lab_stream_counters FROM TO: "RESENT DUPS" now, FROM's resent and TO's
+# duplicates_dropped counters (to subtract around a fault).
+lab_stream_counters() {
+    echo "$(lab_counter "$1" resent) $(lab_counter "$2" duplicates_dropped)"
+}

@@ -567,3 +567,40 @@ finish() {
     echo "$LAB_PASSED passed, $LAB_FAILED failed"
     ((LAB_FAILED == 0))
 }
+
+# ---- impairments ----
+
+# lab_impair NS IFNAME LOSS_PCT DELAY_MS: packet loss and delay on IFNAME in
+# NS. With sch_netem in the kernel: `tc qdisc ... netem loss LOSS_PCT%
+# delay DELAY_MS ms` on IFNAME's egress (one direction). Without it (netem
+# is often left out of container and CI kernels), LOSS_PCT% of the packets
+# are dropped both ways with iptables -m statistic (mangle PREROUTING -i,
+# POSTROUTING -o) and there is no delay. Sets LAB_IMPAIR to what was
+# applied, for figures. lab_unimpair NS IFNAME undoes it.
+lab_impair() {
+    local ns=$1 ifname=$2 loss=$3 delay=$4 p
+    if ip netns exec "$ns" tc qdisc add dev "$ifname" root netem loss "$loss%" delay "${delay}ms" \
+        2>/dev/null; then
+        # shellcheck disable=SC2034 # read by scenario scripts
+        LAB_IMPAIR="netem on $ns/$ifname egress: loss $loss%, delay $delay ms"
+        return 0
+    fi
+    p=$(awk -v l="$loss" 'BEGIN { printf "%.4f", l / 100 }')
+    ip netns exec "$ns" iptables -t mangle -I PREROUTING -i "$ifname" \
+        -m statistic --mode random --probability "$p" -j DROP
+    ip netns exec "$ns" iptables -t mangle -I POSTROUTING -o "$ifname" \
+        -m statistic --mode random --probability "$p" -j DROP
+    # shellcheck disable=SC2034
+    LAB_IMPAIR="iptables on $ns/$ifname both ways: loss $loss% (no sch_netem in this kernel: no delay)"
+}
+
+lab_unimpair() {
+    local ns=$1 ifname=$2 rule
+    ip netns exec "$ns" tc qdisc del dev "$ifname" root netem 2>/dev/null || true
+    while read -r rule; do
+        [[ -n $rule ]] || continue
+        # shellcheck disable=SC2086 # the rule's words, as iptables -S prints them
+        ip netns exec "$ns" iptables -t mangle ${rule/#-A /-D }
+    done < <(ip netns exec "$ns" iptables -t mangle -S |
+        grep -E -- "^-A (PREROUTING -i|POSTROUTING -o) $ifname .*statistic")
+}

@@ -6,6 +6,8 @@
 
 #include "util/json.h"
 
+#include <math.h>
+
 static void test_objects_arrays_and_commas(void **state)
 {
     (void)state;
@@ -31,6 +33,21 @@ static void test_objects_arrays_and_commas(void **state)
     assert_int_equal(len, strlen(text));
     cohort_json_destroy(&j);
     assert_null(j);
+    cohort_json_destroy(&j);
+}
+
+static void test_doubles_keep_six_digits_and_non_finite_is_null(void **state)
+{
+    (void)state;
+    cohort_json_t *j = cohort_json_new();
+    cohort_json_array_start(j);
+    cohort_json_double(j, 0.25);
+    cohort_json_double(j, 1234567.0);
+    cohort_json_double(j, -3);
+    cohort_json_double(j, (double)NAN);
+    cohort_json_double(j, (double)INFINITY);
+    cohort_json_array_end(j);
+    assert_string_equal(cohort_json_text(j, NULL), "[0.25,1.23457e+06,-3,null,null]");
     cohort_json_destroy(&j);
 }
 
@@ -69,6 +86,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_objects_arrays_and_commas),
+        cmocka_unit_test(test_doubles_keep_six_digits_and_non_finite_is_null),
         cmocka_unit_test(test_strings_escape_quotes_controls_and_bad_utf8),
         cmocka_unit_test(test_quote_into_a_small_buffer_stays_closed),
     };

@@ -163,6 +163,21 @@ static void test_hostile_admitted_peer_is_counted_and_others_keep_working(void *
     free(wire);
     s_wait_counter(f, offsetof(Cohort__Api__Counters, unknown_sender), before.unknown_sender);
 
+    /* 5. a message holding a field numbered 0 (an overlong tag: protobuf-c
+     * decodes it but could not encode it again for the application) */
+    Cohort__Wire__Data data = COHORT__WIRE__DATA__INIT;
+    uint8_t field0[] = {0x08, 0x00, 0x82, 0x00, 0x01, 'A'};
+    data.body.data = field0;
+    data.body.len = sizeof field0;
+    env.version = 0;
+    env.body_case = COHORT__WIRE__ENVELOPE__BODY_DATA;
+    env.data = &data;
+    cohort_wire_encode(&env, &wire, &len);
+    g = s_counters(f).garbage_dropped;
+    zsock_send(d, "b", wire, len);
+    free(wire);
+    s_wait_counter(f, offsetof(Cohort__Api__Counters, garbage_dropped), g);
+
     /* 4. a frame over limits.max_message_size (1 MiB by default) */
     size_t big = 1024 * 1024 + 4096;
     uint8_t *huge = calloc(1, big);
