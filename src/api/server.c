@@ -67,7 +67,9 @@ typedef struct {
     bool gone;    /* a send found it unreachable; dropped at the next sweep */
     /* Messages its socket had no room for, oldest first (zframe_t *): kept
      * in order and retried, because the node already acknowledged them to
-     * their senders; only past S_BACKLOG_BYTES are they dropped. */
+     * their senders. Past half of limits.backlog_bytes the server stops
+     * reading the node (s_backlogged), so this only overflows if a single
+     * burst already in the node's inbox is larger than the other half. */
     zlistx_t *backlog;
     size_t backlog_bytes;
 } s_client_t;
@@ -117,6 +119,7 @@ struct cohort_api_server {
     zloop_t *loop;
     zmq_pollitem_t node_item;
     int heartbeat_timer, retry_timer, backlog_timer;
+    bool paused; /* not reading the node: a client is backlogged */
     s_client_t **clients;
     size_t client_count;
     zhashx_t *sub_refs, *serve_refs; /* pattern / service -> s_ref_t */
@@ -403,7 +406,7 @@ static int s_send_raw(void *sock, const uint8_t *rid, size_t rid_len, const uint
 
 static void s_backlog_add(cohort_api_server_t *self, s_client_t *c, const uint8_t *buf, size_t len)
 {
-    if (c->backlog_bytes + len > S_BACKLOG_BYTES) {
+    if (c->backlog_bytes + len > self->limits.backlog_bytes) {
         self->stats.client_dropped++;
         return;
     }
@@ -431,6 +434,8 @@ static void s_backlog_drain(cohort_api_server_t *self, s_client_t *c)
     }
 }
 
+static void s_drain_node(cohort_api_server_t *self);
+
 static int s_on_backlog(zloop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
@@ -440,6 +445,8 @@ static int s_on_backlog(zloop_t *loop, int timer_id, void *arg)
         if (self->clients[i]->backlog_bytes ||
             (self->clients[i]->backlog && zlistx_size(self->clients[i]->backlog)))
             s_backlog_drain(self, self->clients[i]);
+    if (self->paused)
+        s_drain_node(self); /* the node's fd will not wake us for what waits */
     return 0;
 }
 
@@ -639,10 +646,23 @@ static void s_route(cohort_api_server_t *self, cohort_msg_t **msg_p)
 }
 
 /* cohort_fd is edge-like: read until the inbox is empty, every time. */
+/* True when some client's backlog is past half its cap: the server then
+ * stops taking deliveries from the node, whose inbox fills up, so the node
+ * stops taking reliable messages from peers (they are resent later) and
+ * their senders feel it. Backpressure instead of loss; the price is that
+ * one slow client holds back deliveries to the others until it reads. */
+static bool s_backlogged(const cohort_api_server_t *self)
+{
+    for (size_t i = 0; i < self->client_count; i++)
+        if (self->clients[i]->backlog_bytes > self->limits.backlog_bytes / 2)
+            return true;
+    return false;
+}
+
 static void s_drain_node(cohort_api_server_t *self)
 {
     cohort_msg_t *msg;
-    while ((msg = cohort_recv(self->node, 0)))
+    while (!(self->paused = s_backlogged(self)) && (msg = cohort_recv(self->node, 0)))
         s_route(self, &msg);
     s_sweep(self);
 }
@@ -1318,6 +1338,8 @@ int cohort_api_server_open(const cohort_config_t *cfg, const cohort_api_limits_t
         self->limits.max_patterns = COHORT_API_MAX_PATTERNS;
     if (self->limits.heartbeat_ms <= 0)
         self->limits.heartbeat_ms = COHORT_API_HEARTBEAT_MS;
+    if (!self->limits.backlog_bytes)
+        self->limits.backlog_bytes = S_BACKLOG_BYTES;
     self->heartbeat_timer = self->retry_timer = self->backlog_timer = -1;
     self->sub_refs = zhashx_new();
     self->serve_refs = zhashx_new();

@@ -41,9 +41,13 @@ typedef struct cohort_api_server cohort_api_server_t;
 /* Bounds of one server; zero fields take the defaults above. Tests shrink
  * them; cohortd uses the defaults. */
 typedef struct cohort_api_limits {
-    size_t max_clients;  /* clients holding state at once */
-    size_t max_patterns; /* subscription patterns per client; the same for services */
-    int heartbeat_ms;    /* Heartbeat interval to clients holding state */
+    size_t max_clients;   /* clients holding state at once */
+    size_t max_patterns;  /* subscription patterns per client; the same for services */
+    int heartbeat_ms;     /* Heartbeat interval to clients holding state */
+    size_t backlog_bytes; /* deliveries kept for a client whose socket is full
+                             (64 MiB); past half of it the server stops
+                             reading the node (backpressure), past all of it
+                             they are dropped */
 } cohort_api_limits_t;
 
 /* Binds the API socket at cfg->api_endpoint, taking the message size and

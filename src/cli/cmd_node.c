@@ -453,7 +453,7 @@ typedef struct {
     uint64_t value;
 } s_counter_t;
 
-static size_t s_counters(const Cohort__Api__Counters *k, s_counter_t out[12])
+static size_t s_counters(const Cohort__Api__Counters *k, s_counter_t out[16])
 {
     static const Cohort__Api__Counters zero = COHORT__API__COUNTERS__INIT;
     if (!k)
@@ -466,6 +466,7 @@ static size_t s_counters(const Cohort__Api__Counters *k, s_counter_t out[12])
     out[n++] = (s_counter_t){"resent", "resent", k->resent};
     out[n++] = (s_counter_t){"queue full", "queue_full", k->queue_full};
     out[n++] = (s_counter_t){"delivery dropped", "delivery_dropped", k->delivery_dropped};
+    out[n++] = (s_counter_t){"delivery deferred", "delivery_deferred", k->delivery_deferred};
     out[n++] =
         (s_counter_t){"handshakes incomplete", "handshakes_incomplete", k->handshakes_incomplete};
     out[n++] = (s_counter_t){"unknown sender", "unknown_sender", k->unknown_sender};
@@ -474,7 +475,7 @@ static size_t s_counters(const Cohort__Api__Counters *k, s_counter_t out[12])
     return n;
 }
 
-static size_t s_api_counters(const Cohort__Api__ApiStats *a, s_counter_t out[12])
+static size_t s_api_counters(const Cohort__Api__ApiStats *a, s_counter_t out[16])
 {
     static const Cohort__Api__ApiStats zero = COHORT__API__API_STATS__INIT;
     if (!a)
@@ -531,7 +532,7 @@ static void s_print_list(const char *label, char **v, size_t n)
 
 static void s_print_status(const Cohort__Api__Status *st, bool json)
 {
-    s_counter_t k[12], a[12];
+    s_counter_t k[16], a[16];
     size_t nk = s_counters(st->counters, k), na = s_api_counters(st->api, a);
     if (json) {
         cohort_json_t *j = cohort_json_new();

@@ -73,6 +73,12 @@ void node_event(node_t *self, const char *type, const char *node, const char *re
         self->counters.delivery_dropped++;
 }
 
+/* True while the inbox takes another message without dropping it. */
+static bool s_inbox_has_room(node_t *self)
+{
+    return (zsock_events(self->inbox) & ZMQ_POLLOUT) != 0;
+}
+
 static void s_deliver(node_t *self, const char *sender, const node_msg_t *msg)
 {
     size_t len = cohort__wire__message__get_packed_size(msg);
@@ -642,6 +648,12 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
         break;
     case COHORT__WIRE__ENVELOPE__BODY_DATA: {
         Cohort__Wire__Data *d = env->data;
+        if (d->seq != 0 && !s_inbox_has_room(self)) {
+            /* The application is behind: not received, so not acked; the
+             * sender resends it later. Reliable means never acked and lost. */
+            self->counters.delivery_deferred++;
+            return;
+        }
         if (d->seq != 0) {
             cohort_session_verdict_t rx = cohort_session_receive(p->session, d->stream, d->seq);
             if (rx == COHORT_SESSION_DUPLICATE)
@@ -1502,7 +1514,7 @@ static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
     if (!self->inbox_ep[0])
         snprintf(self->inbox_ep, sizeof self->inbox_ep, "inproc://cohort-inbox-%p", (void *)self);
     self->inbox = zsock_new_pair(NULL);
-    zsock_set_sndhwm(self->inbox, 100000);
+    zsock_set_sndhwm(self->inbox, (int)self->cfg->receive_queue);
     zsock_set_sndtimeo(self->inbox, 0);
     if (zsock_bind(self->inbox, "%s", self->inbox_ep) != 0)
         return cohort_err_set(err, "inbox: cannot bind %s", self->inbox_ep);

@@ -337,6 +337,7 @@ log:
 limits:
   max_message_size: 1MiB
   send_queue: 10000
+  receive_queue: 100000
   send_timeout: 0ms
 links:
   direct_timeout: 2s

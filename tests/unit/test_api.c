@@ -95,7 +95,8 @@ static int setup(void **state)
     if (cohort_open(path, &c->nodes[0], why, sizeof why) < 0)
         fail_msg("alpha: %s", why);
     cluster_wait_up(c, 10000);
-    cohort_api_limits_t limits = {.max_clients = 6, .max_patterns = 3, .heartbeat_ms = 200};
+    cohort_api_limits_t limits = {
+        .max_clients = 6, .max_patterns = 3, .heartbeat_ms = 200, .backlog_bytes = 4u << 20};
     if (cohort_api_server_open(f->cfg, &limits, &f->server, &err) < 0)
         fail_msg("%s", cohort_err_text(&err));
     f->actor = zactor_new(s_server_actor, f);
@@ -598,6 +599,43 @@ static void test_unicast_reaches_clients_subscribed_to_its_subject(void **state)
     cohort_api_client_destroy(&c2);
 }
 
+/* A client that stops reading: the server keeps its deliveries (in order)
+ * up to half its backlog cap (4 MiB here), then stops taking more from the
+ * node, whose peers then wait and resend. Nothing acknowledged is dropped. */
+static void test_a_client_that_reads_late_loses_nothing(void **state)
+{
+    fixture_t *f = *state;
+    cohort_api_client_t *c = s_client();
+    s_sub(c, "bulk", true, COHORT__API__CODE__OK);
+    Cohort__Api__Response *resp;
+    uint64_t dropped = s_status(c, &resp)->api->client_dropped;
+    cohort__api__response__free_unpacked(resp, NULL);
+    /* 20000 x 1 KiB: past what the sockets buffer (about 1000 messages on
+     * each side) plus the 4 MiB backlog */
+    enum { N = 20000, SIZE = 1024 };
+    char *payload = cohort_malloc(SIZE);
+    memset(payload, 'x', SIZE);
+    for (int i = 0; i < N; i++) {
+        snprintf(payload, 16, "%08d", i);
+        cohort_msg_t *m = cohort_msg_new("bulk", payload, SIZE);
+        assert_int_equal(cohort_send(f->cluster->nodes[1], "alpha", &m, 30000), COHORT_OK);
+    }
+    free(payload);
+    for (int i = 0; i < N; i++) {
+        Cohort__Api__ApiMessage *got = s_next(c, 20000);
+        S_NN(got);
+        assert_int_equal(got->kind_case, COHORT__API__API_MESSAGE__KIND_DELIVERY);
+        S_NN(got->delivery->message);
+        char want[16];
+        snprintf(want, sizeof want, "%08d", i);
+        assert_memory_equal(got->delivery->message->payload.data, want, 8);
+        s_free(&got);
+    }
+    assert_int_equal(s_status(c, &resp)->api->client_dropped, dropped);
+    cohort__api__response__free_unpacked(resp, NULL);
+    cohort_api_client_destroy(&c);
+}
+
 static void test_call_is_answered_by_a_serving_client_round_robin(void **state)
 {
     fixture_t *f = *state;
@@ -838,6 +876,7 @@ int main(void)
         cmocka_unit_test(test_malformed_requests_are_refused_and_the_server_goes_on),
         cmocka_unit_test(test_send_to_an_unknown_node_and_a_bad_topic_say_why),
         cmocka_unit_test(test_limits_on_patterns_and_clients),
+        cmocka_unit_test(test_a_client_that_reads_late_loses_nothing),
         cmocka_unit_test(test_status_and_peers_describe_the_node),
         cmocka_unit_test(test_publish_reaches_each_matching_client_once),
         cmocka_unit_test(test_node_subscription_lasts_while_any_client_holds_it),
