@@ -287,8 +287,10 @@ static void s_beacon_start(node_t *self)
 /* ---- the node's side ---- */
 
 /* Our endpoints as others should dial them: listen.advertise, else the
- * listen address when it is a concrete one. */
-static void s_self_endpoints(node_t *self)
+ * listen address when it is a concrete one. At start, and when a reload
+ * changed listen.advertise (SWIM then gossips them at once, under a higher
+ * incarnation). */
+void members_set_self_endpoints(node_t *self)
 {
     const char *eps[COHORT_SWIM_MAX_ENDPOINTS];
     size_t n = 0;
@@ -301,7 +303,9 @@ static void s_self_endpoints(node_t *self)
                  self->cfg->listen_port);
         eps[n++] = own;
     }
-    cohort_swim_set_endpoints(self->swim, eps, n);
+    if (self->swim && !cohort_swim_set_endpoints(self->swim, eps, n))
+        COHORT_LOG(COHORT_LOG_WARN,
+                   "members.endpoints_ignored reason=\"not valid as member endpoints\"");
 }
 
 int members_start(node_t *self)
@@ -326,7 +330,7 @@ int members_start(node_t *self)
     int64_t now = node_now();
     for (size_t i = 0; i < self->peer_count; i++)
         cohort_swim_add(self->swim, self->peers[i].name, now);
-    s_self_endpoints(self);
+    members_set_self_endpoints(self);
     s_cache_load(self);
     s_beacon_start(self);
     return 0;

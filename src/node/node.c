@@ -1320,28 +1320,6 @@ static int s_cmd_peers(node_t *self)
     return 0;
 }
 
-/* listen.advertise changed: SWIM gossips our new endpoints at once (a
- * higher incarnation); every Hello from now on carries them too, as
- * s_send_hello reads cfg. The same rule as members_start: the advertised
- * endpoints, else the listen address when it is a concrete one. */
-static void s_reload_advertise(node_t *self)
-{
-    const char *eps[COHORT_SWIM_MAX_ENDPOINTS];
-    size_t n = 0;
-    char own[128];
-    for (size_t i = 0; i < self->cfg->advertise_count && n < COHORT_SWIM_MAX_ENDPOINTS; i++)
-        eps[n++] = self->cfg->advertise[i];
-    const char *addr = self->cfg->listen_address;
-    if (n == 0 && strcmp(addr, "*") && strcmp(addr, "0.0.0.0") && strcmp(addr, "::")) {
-        snprintf(own, sizeof own, strchr(addr, ':') ? "tcp://[%s]:%u" : "tcp://%s:%u", addr,
-                 self->cfg->listen_port);
-        eps[n++] = own;
-    }
-    if (self->swim && !cohort_swim_set_endpoints(self->swim, eps, n))
-        COHORT_LOG(COHORT_LOG_WARN,
-                   "config.reload.advertise_ignored reason=\"not valid as member endpoints\"");
-}
-
 /* RELOAD path: loads and checks the config file itself, copies its
  * reloadable keys into self->cfg and makes them take effect; answers code,
  * error, the keys applied and the changed keys that need a restart. A file
@@ -1387,7 +1365,7 @@ static int s_cmd_reload(node_t *self, zmsg_t *cmd)
             zloop_timer(self->loop, self->cfg->probe_timeout_ms / 3, 0, s_on_ping, self);
     }
     if (!advertise_same)
-        s_reload_advertise(self);
+        members_set_self_endpoints(self);
 out:
     snprintf(code, sizeof code, "%d", fresh ? COHORT__API__CODE__OK : COHORT__API__CODE__INVALID);
     zsock_send(self->pipe, "ssss", code, fresh ? "" : cohort_err_text(&err), applied, restart);

@@ -280,6 +280,9 @@ typedef struct {
 /* Starts SWIM with every peer as a member, loads the bootstrap cache (and
  * dials what it names), opens the LAN beacon if configured. */
 int members_start(node_t *self);
+/* Tells SWIM our endpoints (listen.advertise, else a concrete listen
+ * address); called again when a reload changes them. */
+void members_set_self_endpoints(node_t *self);
 /* Saves the bootstrap cache, closes the beacon, frees SWIM. */
 void members_stop(node_t *self);
 /* Every tick: SWIM timers, bootstrap cache writes, beacons. */
