@@ -6,8 +6,12 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libzmq3-dev libczmq-dev libssl-dev openssl
-            libyaml-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev)
-test_pkgs=(clang-format iproute2 iptables conntrack netcat-openbsd dante-server tcpdump valgrind)
+            libyaml-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libmicrohttpd-dev)
+# python3-*, protobuf-compiler: the Python client's test (protoc 3.21 matches
+# python3-protobuf 4.21); yamllint, systemd: the deploy/ files' test
+# (systemd-analyze verify / security --offline).
+test_pkgs=(clang-format iproute2 iptables conntrack netcat-openbsd dante-server tcpdump valgrind curl
+           python3 python3-zmq python3-protobuf python3-yaml protobuf-compiler yamllint systemd)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then
