@@ -38,6 +38,7 @@ static bool s_valid_advertise(const char *value);
 static bool s_valid_api(const char *value);
 static bool s_valid_proxy(const char *value);
 static bool s_valid_ipv4(const char *value);
+static bool s_valid_metrics(const char *value);
 
 static const char *const s_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const s_formats[] = {"text", "json", NULL};
@@ -298,6 +299,13 @@ static const cohort_config_key_t s_keys[] = {
      .max = 600000,
      S_AT(lan_interval_ms),
      .doc = "Time between two beacons."},
+    {.key = "metrics.address",
+     S_STRING,
+     .default_text = "",
+     S_AT(metrics_address),
+     .valid = s_valid_metrics,
+     .rule = "must be empty or IP:PORT with an IPv4 literal or [IPv6] and PORT 1..65535",
+     .doc = "Where Prometheus scrapes /metrics and /healthz over HTTP, as IP:PORT; empty: off."},
 };
 
 #define S_KEY_COUNT (sizeof s_keys / sizeof s_keys[0])
@@ -603,6 +611,36 @@ static bool s_valid_tcp(const char *value, bool allow_star)
         if (star ? !allow_star
                  : strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                 "0123456789.-_") != n)
+            return false;
+    }
+    return s_valid_port(colon + 1);
+}
+
+/* IP:PORT to bind an HTTP listener: an IPv4 literal or [IPv6], no names
+ * (nothing to resolve, so --check-config and the daemon agree). */
+static bool s_valid_metrics(const char *value)
+{
+    if (!*value)
+        return true;
+    const char *colon;
+    char literal[INET6_ADDRSTRLEN];
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (value[0] == '[') {
+        const char *close = strchr(value, ']');
+        if (!close || close[1] != ':' || (size_t)(close - value - 1) >= sizeof literal)
+            return false;
+        memcpy(literal, value + 1, (size_t)(close - value - 1));
+        literal[close - value - 1] = '\0';
+        if (inet_pton(AF_INET6, literal, addr) != 1)
+            return false;
+        colon = close + 1;
+    } else {
+        colon = strrchr(value, ':');
+        if (!colon || (size_t)(colon - value) >= sizeof literal)
+            return false;
+        memcpy(literal, value, (size_t)(colon - value));
+        literal[colon - value] = '\0';
+        if (inet_pton(AF_INET, literal, addr) != 1)
             return false;
     }
     return s_valid_port(colon + 1);

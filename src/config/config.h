@@ -89,6 +89,7 @@ typedef struct cohort_config {
     uint32_t lan_port;                     /* discovery.port */
     char *lan_address;                     /* discovery.address */
     uint32_t lan_interval_ms;              /* discovery.interval */
+    char *metrics_address;                 /* metrics.address: IP:PORT, "" = off */
     /* Bit i is set when the file set table entry i. Read it through
      * cohort_config_was_set. */
     uint64_t set_mask;

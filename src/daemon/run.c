@@ -10,6 +10,7 @@
 #include "api/server.h"
 #include "cohort.h"
 #include "config/config.h"
+#include "daemon/metrics.h"
 #include "roster/roster.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -33,7 +34,8 @@ typedef struct {
     cohort_config_t *cfg; /* the running config (reloadable keys updated on reload) */
     cohort_t *node;
     cohort_api_server_t *api;
-    int stop_signal; /* set when the loop ends for SIGTERM / SIGINT */
+    cohort_metrics_t *metrics; /* NULL when metrics.address is empty */
+    int stop_signal;           /* set when the loop ends for SIGTERM / SIGINT */
 } s_daemon_t;
 
 /* ---- the log sink ---- */
@@ -153,6 +155,10 @@ static int s_on_signal(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         if (si.ssi_signo == SIGHUP) {
             COHORT_LOG(COHORT_LOG_INFO, "signal.received signal=SIGHUP action=reload");
             s_reload(d);
+            /* Certificate files may have been replaced: days to expiry
+             * follow them (the keys naming them need a restart). */
+            if (d->metrics)
+                cohort_metrics_reload(d->metrics, d->cfg);
         } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
             d->stop_signal = (int)si.ssi_signo;
             return -1; /* ends the loop */
@@ -231,6 +237,10 @@ int cohort_daemon_run(const char *config_path)
         fprintf(stderr, "cohortd: %s: %s\n", config_path, cohort_err_text(&err));
         goto out;
     }
+    if (d.cfg->metrics_address[0] && cohort_metrics_open(d.cfg, &d.metrics, &err) < 0) {
+        fprintf(stderr, "cohortd: %s: %s\n", config_path, cohort_err_text(&err));
+        goto out;
+    }
     char why[1024];
     if (cohort_open(config_path, &d.node, why, sizeof why) < 0) {
         fprintf(stderr, "cohortd: %s\n", why);
@@ -238,6 +248,8 @@ int cohort_daemon_run(const char *config_path)
     }
     loop = zloop_new();
     cohort_api_server_attach(d.api, d.node, loop);
+    if (d.metrics)
+        cohort_metrics_attach(d.metrics, d.node, d.api, loop);
     zmq_pollitem_t sig_item = {NULL, sfd, ZMQ_POLLIN, 0};
     zloop_poller(loop, &sig_item, s_on_signal, &d);
     cluster = s_cluster_name(d.node);
@@ -250,6 +262,8 @@ int cohort_daemon_run(const char *config_path)
 
     const char *sig = d.stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
     COHORT_LOG(COHORT_LOG_INFO, "daemon.stopping signal=%s", sig);
+    /* The snapshot reads the API server and the node: it goes first. */
+    cohort_metrics_destroy(&d.metrics);
     /* Stop taking API work before leaving: clients' services go, so peers
      * stop sending requests here while the node flushes. */
     cohort_api_server_destroy(&d.api);
@@ -260,6 +274,7 @@ int cohort_daemon_run(const char *config_path)
     COHORT_LOG(COHORT_LOG_INFO, "daemon.stopped node=%s", d.cfg->node_name);
     rc = 0;
 out:
+    cohort_metrics_destroy(&d.metrics);
     cohort_api_server_destroy(&d.api);
     cohort_close(&d.node);
     zloop_destroy(&loop);

@@ -8,6 +8,8 @@
  * gracefully (cohort_close: goodbye, up to 2 s for unacknowledged
  * messages); SIGHUP re-reads the config, applies log.level and log.format,
  * and logs which other keys changed but are not applied by this version.
+ * With metrics.address set, it also serves Prometheus metrics from a
+ * snapshot the loop refreshes (daemon/metrics.h).
  * It is the daemon's wiring, not a library: it owns the process's signal
  * mask and the process-wide log sink.
  */

@@ -119,7 +119,7 @@ unknown_key_or_section() {
     cp "$TPL/node.yaml" node/node.yaml
     printf 'extra:\n  foo: 1\n' >>node/node.yaml
     line=$(grep -n "^extra:$" node/node.yaml | cut -d: -f1)
-    expect_fail 1 "^cohortd: node/node\.yaml:$line:1: unknown section \(known: node, identity, trust, listen, api, log, limits, links, proxy, relay, membership, discovery\), got 'extra'$" \
+    expect_fail 1 "^cohortd: node/node\.yaml:$line:1: unknown section \(known: node, identity, trust, listen, api, log, limits, links, proxy, relay, membership, discovery, metrics\), got 'extra'$" \
         -- check node/node.yaml
 }
 
@@ -359,6 +359,8 @@ discovery:
   port: 7702
   address: "255.255.255.255"
   interval: 5s
+metrics:
+  address: ""
 EOF
     )
     [[ $OUT == "$want" ]] || fail "effective config differs:

@@ -455,7 +455,9 @@ static void test_emit_writes_every_key_with_units(void **state)
                               "  lan: false\n"
                               "  port: 7702\n"
                               "  address: \"255.255.255.255\"\n"
-                              "  interval: 5s\n");
+                              "  interval: 5s\n"
+                              "metrics:\n"
+                              "  address: \"\"\n");
     free(text);
     cohort_config_destroy(&cfg);
 }
@@ -482,7 +484,8 @@ static const char s_reload_a[] = "node:\n  name: alpha\n  state_dir: /srv/a\n"
                                  "membership:\n  probe_interval: 2s\n  probe_timeout: 100ms\n"
                                  "  suspicion_timeout: 8s\n  indirect_probes: 1\n"
                                  "discovery:\n  lan: true\n  port: 7800\n"
-                                 "  address: 10.0.0.255\n  interval: 1s\n";
+                                 "  address: 10.0.0.255\n  interval: 1s\n"
+                                 "metrics:\n  address: 127.0.0.1:9464\n";
 static const char s_reload_b[] = "node:\n  name: beta\n  state_dir: /srv/b\n"
                                  "identity:\n  key: b.key\n  cert: b.crt\n"
                                  "trust:\n  ca: [a.crt, b.crt]\n  roster: b/roster.yaml\n"
@@ -502,7 +505,8 @@ static const char s_reload_b[] = "node:\n  name: beta\n  state_dir: /srv/b\n"
                                  "membership:\n  probe_interval: 3s\n  probe_timeout: 200ms\n"
                                  "  suspicion_timeout: 9s\n  indirect_probes: 2\n"
                                  "discovery:\n  lan: false\n  port: 7900\n"
-                                 "  address: 10.0.1.255\n  interval: 2s\n";
+                                 "  address: 10.0.1.255\n  interval: 2s\n"
+                                 "metrics:\n  address: \"[::1]:9465\"\n";
 
 static void test_reload_copies_every_reloadable_key_and_no_other(void **state)
 {
@@ -620,12 +624,40 @@ static void test_bad_socks5_proxy_is_refused(void **state)
                    "node.yaml:6:11: proxy.socks5: must be empty or HOST:PORT, got 'h:99999'");
 }
 
+static void test_bad_metrics_address_is_refused(void **state)
+{
+    (void)state;
+    static const char rule[] =
+        "must be empty or IP:PORT with an IPv4 literal or [IPv6] and PORT 1..65535";
+    static const char *const bad[] = {"9464",          "localhost:9464",  "127.0.0.1",
+                                      "127.0.0.1:0",   "127.0.0.1:65536", "::1:9464",
+                                      "[::1]",         "[nope]:9464",     "http://1.2.3.4:1",
+                                      "1.2.3.4:+9464", "*:9464"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char yaml[128], expect[256];
+        snprintf(yaml, sizeof yaml, MINIMAL "metrics:\n  address: \"%s\"\n", bad[i]);
+        snprintf(expect, sizeof expect, "node.yaml:6:12: metrics.address: %s, got '%s'", rule,
+                 bad[i]);
+        s_expect_error(yaml, expect);
+    }
+    cohort_config_t *cfg = s_parse(MINIMAL "metrics:\n  address: \"[::1]:9464\"\n");
+    assert_string_equal(cfg->metrics_address, "[::1]:9464");
+    cohort_config_destroy(&cfg);
+    cfg = s_parse(MINIMAL "metrics:\n  address: 0.0.0.0:80\n");
+    assert_string_equal(cfg->metrics_address, "0.0.0.0:80");
+    cohort_config_destroy(&cfg);
+    cfg = s_parse(MINIMAL);
+    assert_string_equal(cfg->metrics_address, "");
+    cohort_config_destroy(&cfg);
+}
+
 static void test_unknown_section_is_refused(void **state)
 {
     (void)state;
     s_expect_error(MINIMAL "lsten:\n  port: 7700\n",
                    "node.yaml:5:1: unknown section (known: node, identity, trust, listen, api, "
-                   "log, limits, links, proxy, relay, membership, discovery), got 'lsten'");
+                   "log, limits, links, proxy, relay, membership, discovery, metrics), got "
+                   "'lsten'");
 }
 
 static void test_port_out_of_range_is_refused(void **state)
@@ -1028,6 +1060,7 @@ int main(void)
         cmocka_unit_test(test_unknown_key_is_refused),
         cmocka_unit_test(test_unknown_section_is_refused),
         cmocka_unit_test(test_bad_socks5_proxy_is_refused),
+        cmocka_unit_test(test_bad_metrics_address_is_refused),
         cmocka_unit_test(test_port_out_of_range_is_refused),
         cmocka_unit_test(test_negative_number_is_refused),
         cmocka_unit_test(test_number_with_junk_sign_or_leading_zero_is_refused),
