@@ -48,9 +48,16 @@ static void test_a_slow_reader_defers_messages_and_loses_none(void **state)
         cohort_msg_t *m = cohort_msg_new("seq", text, (size_t)n);
         assert_int_equal(cohort_send(c->nodes[1], "alpha", &m, 20000), COHORT_OK);
     }
-    Cohort__Api__Counters *k = s_counters(c->nodes[0]);
-    uint64_t deferred = k->delivery_deferred;
-    cohort__api__counters__free_unpacked(k, NULL);
+    /* sends only queue at beta: wait for alpha's inbox to fill */
+    uint64_t deferred = 0;
+    Cohort__Api__Counters *k = NULL;
+    for (int i = 0; i < 200 && deferred == 0; i++) {
+        k = s_counters(c->nodes[0]);
+        deferred = k->delivery_deferred;
+        cohort__api__counters__free_unpacked(k, NULL);
+        if (!deferred)
+            zclock_sleep(50);
+    }
     assert_true(deferred > 0);
     /* now alpha reads: every number once, in order (events may interleave) */
     int next = 1;
