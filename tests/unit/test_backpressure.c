@@ -10,6 +10,8 @@
 #include "api.pb-c.h"
 #include "cluster.h"
 
+#include <czmq.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
