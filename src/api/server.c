@@ -44,6 +44,12 @@
 #define S_BACKLOG_BYTES (64u << 20)
 #define S_BACKLOG_MS 10
 #define S_MAX_CALLS 65536
+/* Just after start, unicasts no client wants yet are kept for the first
+ * client that subscribes to them: peers resend everything a restarted node
+ * had not acknowledged within milliseconds of its handshake, before any
+ * application could subscribe, and the node has acknowledged them. */
+#define S_EARLY_MS 10000
+#define S_EARLY_BYTES (16u << 20)
 #define S_MAX_HELD 65536
 #define S_MAX_PARKED 1024
 #define S_CALL_GRACE_MS 5000
@@ -126,6 +132,9 @@ struct cohort_api_server {
     zhashx_t *calls;                 /* "%llu" libcohort id -> s_call_t */
     zhashx_t *held;                  /* "sender/id" -> s_held_t */
     zlistx_t *parked;                /* s_parked_t, oldest first */
+    zlistx_t *early; /* cohort_msg_t: unrouted unicasts, oldest first (limits.early_ms) */
+    size_t early_bytes;
+    int64_t started;
     Cohort__Api__ApiStats stats;
 };
 
@@ -435,6 +444,7 @@ static void s_backlog_drain(cohort_api_server_t *self, s_client_t *c)
 }
 
 static void s_drain_node(cohort_api_server_t *self);
+static void s_early_expire(cohort_api_server_t *self);
 
 static int s_on_backlog(zloop_t *loop, int timer_id, void *arg)
 {
@@ -447,6 +457,7 @@ static int s_on_backlog(zloop_t *loop, int timer_id, void *arg)
             s_backlog_drain(self, self->clients[i]);
     if (self->paused)
         s_drain_node(self); /* the node's fd will not wake us for what waits */
+    s_early_expire(self);
     return 0;
 }
 
@@ -531,8 +542,9 @@ static void s_route_event(cohort_api_server_t *self, const cohort_msg_t *msg)
             s_send(self, self->clients[i]->rid, self->clients[i]->rid_len, &out);
 }
 
-/* PUBLISH and UNICAST: every client with a matching pattern, once. */
-static void s_route_subject(cohort_api_server_t *self, const cohort_msg_t *msg)
+/* PUBLISH and UNICAST: every client with a matching pattern, once.
+ * Returns true if it kept msg (an early unicast; see S_EARLY_MS). */
+static bool s_route_subject(cohort_api_server_t *self, cohort_msg_t *msg)
 {
     const char *subject = cohort_msg_subject(msg);
     size_t sent = 0;
@@ -547,12 +559,22 @@ static void s_route_subject(cohort_api_server_t *self, const cohort_msg_t *msg)
                 }
         }
     }
+    size_t len = 0;
+    cohort_msg_payload(msg, &len);
+    if (!sent && cohort_msg_kind(msg) == COHORT_MSG_UNICAST && self->early &&
+        s_now() - self->started < self->limits.early_ms &&
+        self->early_bytes + len <= S_EARLY_BYTES) {
+        zlistx_add_end(self->early, msg); /* the caller gave it up: see s_route */
+        self->early_bytes += len;
+        return true;
+    }
     if (!sent) {
         self->stats.unrouted++;
         COHORT_LOG(COHORT_LOG_DEBUG, "api.unrouted kind=%s sender=%s subject=%.64s",
                    cohort_msg_kind(msg) == COHORT_MSG_PUBLISH ? "publish" : "unicast",
                    cohort_msg_sender(msg), subject);
     }
+    return false;
 }
 
 /* REQUEST: one serving client, round robin; takes ownership of *msg_p. */
@@ -631,7 +653,8 @@ static void s_route(cohort_api_server_t *self, cohort_msg_t **msg_p)
         break;
     case COHORT_MSG_UNICAST:
     case COHORT_MSG_PUBLISH:
-        s_route_subject(self, *msg_p);
+        if (s_route_subject(self, *msg_p))
+            *msg_p = NULL; /* kept for a subscriber to come */
         break;
     case COHORT_MSG_REQUEST:
         s_route_request(self, msg_p);
@@ -787,6 +810,41 @@ static cohort_status_t s_op_publish(cohort_api_server_t *self, s_ctx_t *ctx,
     return s_status_text(ctx, st, "publish", topic);
 }
 
+/* A client subscribed to pattern: it gets, in order, the unicasts kept
+ * since start that match. */
+static void s_early_replay(cohort_api_server_t *self, s_client_t *c, const char *pattern)
+{
+    if (!self->early)
+        return;
+    cohort_msg_t *msg = zlistx_first(self->early);
+    while (msg) {
+        void *handle = zlistx_cursor(self->early);
+        cohort_msg_t *next = zlistx_next(self->early);
+        if (cohort_pattern_match(pattern, cohort_msg_subject(msg))) {
+            size_t len = 0;
+            cohort_msg_payload(msg, &len);
+            s_deliver(self, c->rid, c->rid_len, msg, cohort_msg_request_id(msg));
+            self->early_bytes -= len;
+            zlistx_delete(self->early, handle);
+        }
+        msg = next;
+    }
+}
+
+/* After S_EARLY_MS, what nobody subscribed to is unrouted after all. */
+static void s_early_expire(cohort_api_server_t *self)
+{
+    if (!self->early || s_now() - self->started < self->limits.early_ms)
+        return;
+    size_t n = zlistx_size(self->early);
+    if (n) {
+        self->stats.unrouted += n;
+        COHORT_LOG(COHORT_LOG_INFO, "api.early_unrouted messages=%zu", n);
+    }
+    zlistx_destroy(&self->early);
+    self->early_bytes = 0;
+}
+
 static cohort_status_t s_op_interest(cohort_api_server_t *self, s_ctx_t *ctx, bool serve, bool add,
                                      const char *name)
 {
@@ -820,6 +878,8 @@ static cohort_status_t s_op_interest(cohort_api_server_t *self, s_ctx_t *ctx, bo
     if (st != COHORT_OK)
         return s_status_text(ctx, st, what, name);
     s_list_add(list, count, name);
+    if (!serve)
+        s_early_replay(self, c, name);
     return COHORT_OK;
 }
 
@@ -1218,6 +1278,11 @@ static void s_held_free(void **item)
     *item = NULL;
 }
 
+static void s_early_free(void **item)
+{
+    cohort_msg_destroy((cohort_msg_t **)item);
+}
+
 static void s_parked_free(void **item)
 {
     s_parked_t *p = *item;
@@ -1340,6 +1405,8 @@ int cohort_api_server_open(const cohort_config_t *cfg, const cohort_api_limits_t
         self->limits.heartbeat_ms = COHORT_API_HEARTBEAT_MS;
     if (!self->limits.backlog_bytes)
         self->limits.backlog_bytes = S_BACKLOG_BYTES;
+    if (!self->limits.early_ms)
+        self->limits.early_ms = S_EARLY_MS;
     self->heartbeat_timer = self->retry_timer = self->backlog_timer = -1;
     self->sub_refs = zhashx_new();
     self->serve_refs = zhashx_new();
@@ -1351,6 +1418,9 @@ int cohort_api_server_open(const cohort_config_t *cfg, const cohort_api_limits_t
     zhashx_set_destructor(self->held, s_held_free);
     self->parked = zlistx_new();
     zlistx_set_destructor(self->parked, s_parked_free);
+    self->early = zlistx_new();
+    zlistx_set_destructor(self->early, s_early_free);
+    self->started = s_now();
 
     self->sock = zsock_new(ZMQ_ROUTER);
     assert(self->sock);
@@ -1429,6 +1499,7 @@ void cohort_api_server_destroy(cohort_api_server_t **self_p)
     zhashx_destroy(&self->calls);
     zhashx_destroy(&self->held);
     zlistx_destroy(&self->parked);
+    zlistx_destroy(&self->early);
     /* libzmq 4.3 leaves the socket file behind; remove it (first, so no
      * client connects in between), unless it is no longer ours. */
     struct stat st;

@@ -48,6 +48,9 @@ typedef struct cohort_api_limits {
                              (64 MiB); past half of it the server stops
                              reading the node (backpressure), past all of it
                              they are dropped */
+    int early_ms;         /* for this long after start, unicasts no client wants
+                             are kept for the first one that subscribes to them
+                             (10 s); -1: never */
 } cohort_api_limits_t;
 
 /* Binds the API socket at cfg->api_endpoint, taking the message size and

@@ -21,6 +21,8 @@ USED_PORTS=" "
 cleanup() {
     local n end=$((SECONDS + 4))
     for n in "${NAMES[@]}"; do
+        # a case may have restarted a node: its pid file is the truth
+        [[ -s ${DIR[$n]:-/nonexistent}/pid ]] && PID[$n]=$(cat "${DIR[$n]}/pid")
         if [[ -n ${PID[$n]:-} ]]; then kill -TERM "${PID[$n]}" 2>/dev/null || true; fi
     done
     for n in "${NAMES[@]}"; do
@@ -372,6 +374,30 @@ sighup_applies_reloadable_keys() {
     expect_ok "^peers +2/2 up$" -- ctl alpha status
 }
 
+# Messages sent to a node while it is down reach the application that
+# subscribes after its restart, though peers resend them (and the node
+# acknowledges them) before any application could subscribe.
+restarted_node_keeps_what_came_before_its_first_subscriber() {
+    trap bg_cleanup EXIT
+    kill -TERM "${PID[beta]}"
+    wait_for "${DIR[beta]}/exit" "." 5
+    for i in $(seq 1 50); do
+        ctl alpha send beta --subject early.n "$i" >/dev/null || fail "send $i while beta is down"
+    done
+    start_node beta
+    # beta is up (alpha resends at once) before any subscriber exists
+    local up=0
+    for _ in $(seq 1 100); do
+        ctl alpha peers --json 2>/dev/null | grep -q '"name":"beta",[^}]*"state":"up"' && up=1 && break
+        sleep 0.1
+    done
+    ((up)) || fail "beta did not come back up"
+    sleep 0.5
+    ctl beta sub 'early.>' --count 50 --timeout 10 >sub.out 2>sub.err ||
+        fail "sub on the restarted beta: $(cat sub.err)"
+    assert_eq "deliveries in order" "$(seq 1 50 | sed 's/^/early.n alpha: /')" "$(cat sub.out)"
+}
+
 sigterm_leaves_gracefully() {
     trap bg_cleanup EXIT
     ctl alpha events --count 1 --timeout 10 >events.out 2>events.err &
@@ -435,6 +461,7 @@ run_case stream_delivers_every_number_once_in_order
 run_case sub_receives_a_publish
 run_case req_is_answered_by_serve
 run_case sighup_applies_reloadable_keys
+run_case restarted_node_keeps_what_came_before_its_first_subscriber
 run_case sigterm_leaves_gracefully
 run_case example_echo_service_answers_as_gamma
 finish

@@ -424,10 +424,12 @@ lab_stream_caught_up() {
 # TO from now (the moment of a fault): every 0.1 s until at least MIN
 # seconds have passed, deliveries are flowing (the last one less than 0.5 s
 # ago) and TO has caught up with the sender's schedule since the longest
-# stall ended; fails after MAX seconds. Sets LAB_STALL (the longest time
-# without a new delivery, s), LAB_RESUMED (when deliveries resumed after it,
-# s after the fault) and LAB_CAUGHT_UP (when TO had caught up after it, s
-# after the fault).
+# stall ended; fails after MAX seconds. A stall is 0.5 s or more without a
+# new delivery (shorter pauses are the 0.1 s polling). Sets LAB_STALL (the
+# longest time without a new delivery, s), LAB_RESUMED (when deliveries
+# resumed after the longest stall, s after the fault; 0.0 when there was no
+# stall) and LAB_CAUGHT_UP (when TO had caught up after it, s after the
+# fault).
 lab_stream_watch() {
     local from=$1 to=$2 min=$3 max=$4 t0 now n last_n last_progress gap stall=0 stall_end caught=""
     t0=$(lab_now)
@@ -441,8 +443,12 @@ lab_stream_watch() {
             gap=$((now - last_progress))
             if ((gap > stall)); then
                 stall=$gap
-                stall_end=$now
-                caught=""
+                # a stall: deliveries paused for at least 0.5 s (shorter
+                # pauses are the polling itself)
+                if ((gap >= 500000000)); then
+                    stall_end=$now
+                    caught=""
+                fi
             fi
             last_progress=$now
             last_n=$n

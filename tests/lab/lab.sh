@@ -596,7 +596,9 @@ lab_impair() {
 
 lab_unimpair() {
     local ns=$1 ifname=$2 rule
-    ip netns exec "$ns" tc qdisc del dev "$ifname" root netem 2>/dev/null || true
+    if ip netns exec "$ns" tc qdisc show dev "$ifname" root 2>/dev/null | grep -q netem; then
+        ip netns exec "$ns" tc qdisc del dev "$ifname" root
+    fi
     while read -r rule; do
         [[ -n $rule ]] || continue
         # shellcheck disable=SC2086 # the rule's words, as iptables -S prints them

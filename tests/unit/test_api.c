@@ -96,7 +96,12 @@ static int setup(void **state)
         fail_msg("alpha: %s", why);
     cluster_wait_up(c, 10000);
     cohort_api_limits_t limits = {
-        .max_clients = 6, .max_patterns = 3, .heartbeat_ms = 200, .backlog_bytes = 4u << 20};
+        .max_clients = 6,
+        .max_patterns = 3,
+        .heartbeat_ms = 200,
+        .backlog_bytes = 4u << 20,
+        .early_ms = -1, /* unrouted means unrouted at once here */
+    };
     if (cohort_api_server_open(f->cfg, &limits, &f->server, &err) < 0)
         fail_msg("%s", cohort_err_text(&err));
     f->actor = zactor_new(s_server_actor, f);
