@@ -182,32 +182,50 @@ const char *cohort_msg_error(const cohort_msg_t *msg)
     return msg->error;
 }
 
-/* Encodes msg as a cohort.wire.Message frame. */
-static zframe_t *s_encode(const cohort_msg_t *msg, cohort_msg_kind_t kind)
+/* msg as a cohort.wire.Message to encode, borrowing its fields. Headers
+ * go in w's own room, or in *spill (caller frees) when there are many. */
+#define S_WIRE_HEADERS 8
+typedef struct {
+    Cohort__Wire__Message m;
+    Cohort__Wire__Header hs[S_WIRE_HEADERS], *hp[S_WIRE_HEADERS];
+    void *spill;
+} s_wire_t;
+
+static void s_wire(s_wire_t *w, const cohort_msg_t *msg, cohort_msg_kind_t kind)
 {
-    Cohort__Wire__Message m = COHORT__WIRE__MESSAGE__INIT;
-    Cohort__Wire__Header *hs = cohort_calloc(msg->header_count + 1, sizeof *hs);
-    Cohort__Wire__Header **hp = cohort_calloc(msg->header_count + 1, sizeof *hp);
+    cohort__wire__message__init(&w->m);
+    Cohort__Wire__Header *hs = w->hs, **hp = w->hp;
+    w->spill = NULL;
+    if (msg->header_count > S_WIRE_HEADERS) {
+        w->spill = cohort_calloc(msg->header_count, sizeof *hs + sizeof *hp);
+        hs = w->spill;
+        hp = (Cohort__Wire__Header **)(hs + msg->header_count);
+    }
     for (size_t i = 0; i < msg->header_count; i++) {
         cohort__wire__header__init(&hs[i]);
         hs[i].key = msg->headers[i].key;
         hs[i].value = msg->headers[i].value;
         hp[i] = &hs[i];
     }
-    m.kind = (Cohort__Wire__Message__Kind)kind;
-    m.subject = msg->subject;
-    m.request_id = msg->request_id;
-    m.n_headers = msg->header_count;
-    m.headers = hp;
-    m.payload.data = msg->payload;
-    m.payload.len = msg->len;
-    m.status = (uint32_t)msg->status;
-    m.error = msg->error;
-    size_t len = cohort__wire__message__get_packed_size(&m);
-    zframe_t *frame = zframe_new(NULL, len);
-    cohort__wire__message__pack(&m, zframe_data(frame));
-    free(hs);
-    free(hp);
+    w->m.kind = (Cohort__Wire__Message__Kind)kind;
+    w->m.subject = msg->subject;
+    w->m.request_id = msg->request_id;
+    w->m.n_headers = msg->header_count;
+    w->m.headers = hp;
+    w->m.payload.data = msg->payload;
+    w->m.payload.len = msg->len;
+    w->m.status = (uint32_t)msg->status;
+    w->m.error = msg->error;
+}
+
+/* Encodes msg as a cohort.wire.Message frame. */
+static zframe_t *s_encode(const cohort_msg_t *msg, cohort_msg_kind_t kind)
+{
+    s_wire_t w;
+    s_wire(&w, msg, kind);
+    zframe_t *frame = zframe_new(NULL, cohort__wire__message__get_packed_size(&w.m));
+    cohort__wire__message__pack(&w.m, zframe_data(frame));
+    free(w.spill);
     return frame;
 }
 
@@ -364,33 +382,10 @@ static void s_credit_keep(cohort_t *self, const char *node, const char *text)
 cohort_status_t cohort_send(cohort_t *self, const char *node, cohort_msg_t **msg_p, int timeout_ms)
 {
     assert(self && node && msg_p && *msg_p);
-    cohort_msg_t *msg = *msg_p;
-    Cohort__Wire__Message m = COHORT__WIRE__MESSAGE__INIT;
-    Cohort__Wire__Header hs[8], **hp = NULL, *hp_small[8];
-    if (msg->header_count <= 8) {
-        hp = hp_small;
-    } else {
-        hp = cohort_calloc(msg->header_count, sizeof *hp);
-    }
-    Cohort__Wire__Header *hs_big =
-        msg->header_count > 8 ? cohort_calloc(msg->header_count, sizeof *hs_big) : NULL;
-    for (size_t i = 0; i < msg->header_count; i++) {
-        Cohort__Wire__Header *h = hs_big ? &hs_big[i] : &hs[i];
-        cohort__wire__header__init(h);
-        h->key = msg->headers[i].key;
-        h->value = msg->headers[i].value;
-        hp[i] = h;
-    }
-    m.kind = COHORT__WIRE__MESSAGE__KIND__UNICAST;
-    m.subject = msg->subject;
-    m.request_id = msg->request_id;
-    m.n_headers = msg->header_count;
-    m.headers = hp;
-    m.payload.data = msg->payload;
-    m.payload.len = msg->len;
-    m.status = (uint32_t)msg->status;
-    m.error = msg->error;
-    size_t len = cohort__wire__message__get_packed_size(&m);
+    s_wire_t w;
+    s_wire(&w, *msg_p, COHORT_MSG_UNICAST);
+    Cohort__Wire__Message *m = &w.m;
+    size_t len = cohort__wire__message__get_packed_size(m);
     void *actor = zsock_resolve(self->actor);
     s_credit_t *c = s_credit(self, node);
     zmq_msg_t out;
@@ -398,7 +393,7 @@ cohort_status_t cohort_send(cohort_t *self, const char *node, cohort_msg_t **msg
     cohort_status_t st = COHORT_OK;
     if (c && c->msgs && len <= c->max_one && len <= c->bytes) {
         s_send_cmd(&out, COHORT_NODE_CMD_SEND_CREDIT, self->credit_epoch, 0, 0, node, len, &body);
-        cohort__wire__message__pack(&m, body);
+        cohort__wire__message__pack(m, body);
         c->msgs--;
         c->bytes -= len;
         if (zmq_msg_send(&out, actor, 0) < 0) {
@@ -417,7 +412,7 @@ cohort_status_t cohort_send(cohort_t *self, const char *node, cohort_msg_t **msg
             memset(c, 0, sizeof *c);
         s_send_cmd(&out, COHORT_NODE_CMD_SEND, self->credit_epoch, ret_msgs, ret_bytes, node, len,
                    &body);
-        cohort__wire__message__pack(&m, body);
+        cohort__wire__message__pack(m, body);
         if (zmq_msg_send(&out, actor, 0) < 0) {
             zmq_msg_close(&out);
             st = COHORT_ERROR;
@@ -438,9 +433,7 @@ cohort_status_t cohort_send(cohort_t *self, const char *node, cohort_msg_t **msg
         zclock_sleep(2); /* backpressure: wait for acks to free the window */
     }
 out:
-    free(hs_big);
-    if (hp != hp_small)
-        free(hp);
+    free(w.spill);
     cohort_msg_destroy(msg_p);
     return st;
 }
