@@ -41,6 +41,7 @@ struct cohort {
     unsigned credit_next;        /* slot to give up next when all are taken */
     uint64_t credit_epoch;       /* the epoch the credit above was granted in */
     _Atomic uint64_t epoch_seen; /* written by the actor (node.h) */
+    int rcvtimeo;                /* the inbox's receive timeout now */
 };
 
 typedef struct {
@@ -229,10 +230,9 @@ static zframe_t *s_encode(const cohort_msg_t *msg, cohort_msg_kind_t kind)
     return frame;
 }
 
-static cohort_msg_t *s_decode(const char *sender, zframe_t *frame)
+static cohort_msg_t *s_decode(const char *sender, const uint8_t *data, size_t len)
 {
-    Cohort__Wire__Message *m =
-        cohort__wire__message__unpack(NULL, zframe_size(frame), zframe_data(frame));
+    Cohort__Wire__Message *m = cohort__wire__message__unpack(NULL, len, data);
     if (!m)
         return NULL;
     cohort_msg_t *msg = cohort_msg_new(m->subject, m->payload.data, m->payload.len);
@@ -263,6 +263,7 @@ int cohort_open(const char *config_path, cohort_t **out, char *err, size_t errle
      * member.up, would otherwise be dropped before anyone listens. */
     snprintf(args.inbox, sizeof args.inbox, "inproc://cohort-inbox-%p", (void *)self);
     self->inbox = zsock_new(ZMQ_PAIR);
+    self->rcvtimeo = -1; /* ZeroMQ's default */
     assert(self->inbox);
     int rc = zsock_connect(self->inbox, "%s", args.inbox);
     assert(rc == 0);
@@ -501,47 +502,71 @@ cohort_status_t cohort_request_async(cohort_t *self, const char *service, cohort
     return s_result(self, NULL, 0);
 }
 
+static char *s_part_str(zmq_msg_t *part)
+{
+    size_t n = zmq_msg_size(part);
+    char *text = cohort_malloc(n + 1);
+    memcpy(text, zmq_msg_data(part), n);
+    text[n] = '\0';
+    return text;
+}
+
 /* Reads one delivery from the inbox, waiting up to timeout_ms. A delivery
  * that does not decode is skipped, not returned as NULL ("nothing came"):
  * the node re-encodes what a peer sent, and protobuf-c accepts encodings it
  * does not read back (a field numbered 0 with a non-canonical tag). */
 static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
 {
-again:
-    zsock_set_rcvtimeo(self->inbox, timeout_ms);
-    zmsg_t *in = zmsg_recv(self->inbox);
-    if (!in)
-        return NULL;
-    char *type = zmsg_popstr(in);
-    cohort_msg_t *msg = NULL;
-    if (type && !strcmp(type, "D")) {
-        char *sender = zmsg_popstr(in);
-        zframe_t *frame = zmsg_pop(in);
-        if (sender && frame)
-            msg = s_decode(sender, frame);
-        zframe_destroy(&frame);
-        zstr_free(&sender);
-        if (!msg) {
-            zstr_free(&type);
-            zmsg_destroy(&in);
-            /* no recursion: a peer may have sent any number of these */
-            goto again;
-        }
-    } else if (type && !strcmp(type, "E")) {
-        char *ev = zmsg_popstr(in), *node = zmsg_popstr(in), *reason = zmsg_popstr(in);
-        msg = cohort_msg_new(ev ? ev : "", NULL, 0);
-        msg->kind = COHORT_MSG_EVENT;
-        free(msg->sender);
-        msg->sender = cohort_strdup(node ? node : "");
-        free(msg->error);
-        msg->error = cohort_strdup(reason ? reason : "");
-        zstr_free(&ev);
-        zstr_free(&node);
-        zstr_free(&reason);
+    void *inbox = zsock_resolve(self->inbox);
+    if (self->rcvtimeo != timeout_ms) {
+        zsock_set_rcvtimeo(self->inbox, timeout_ms);
+        self->rcvtimeo = timeout_ms;
     }
-    zstr_free(&type);
-    zmsg_destroy(&in);
-    return msg;
+    for (;;) {
+        /* the parts of one inbox message ("D" sender msg | "E" type node
+         * reason); any beyond four are dropped */
+        zmq_msg_t part[4];
+        size_t n = 0;
+        bool more = true;
+        while (more) {
+            zmq_msg_t *into = &part[n < 4 ? n : 3];
+            if (n >= 4)
+                zmq_msg_close(into);
+            zmq_msg_init(into);
+            if (zmq_msg_recv(into, inbox, 0) < 0) {
+                zmq_msg_close(into);
+                break; /* nothing came in time (or interrupted) */
+            }
+            more = zmq_msg_more(into);
+            if (n < 4)
+                n++;
+        }
+        if (n == 0)
+            return NULL;
+        cohort_msg_t *msg = NULL;
+        const char *type = zmq_msg_data(&part[0]);
+        bool is_data = zmq_msg_size(&part[0]) == 1 && type[0] == 'D';
+        if (is_data && n >= 3) {
+            char *sender = s_part_str(&part[1]);
+            msg = s_decode(sender, zmq_msg_data(&part[2]), zmq_msg_size(&part[2]));
+            free(sender);
+        } else if (zmq_msg_size(&part[0]) == 1 && type[0] == 'E' && n >= 4) {
+            char *ev = s_part_str(&part[1]);
+            msg = cohort_msg_new(ev, NULL, 0);
+            free(ev);
+            msg->kind = COHORT_MSG_EVENT;
+            free(msg->sender);
+            msg->sender = s_part_str(&part[2]);
+            free(msg->error);
+            msg->error = s_part_str(&part[3]);
+        }
+        for (size_t i = 0; i < n; i++)
+            zmq_msg_close(&part[i]);
+        /* no recursion: a peer may have sent any number of undecodable
+         * deliveries */
+        if (msg || !is_data)
+            return msg;
+    }
 }
 
 cohort_status_t cohort_request(cohort_t *self, const char *service, cohort_msg_t **msg_p,

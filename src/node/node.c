@@ -251,6 +251,8 @@ static void s_interest_changed(node_t *self)
 
 /* ---- send credit (node.h) ---- */
 
+static void s_deferred_answer(node_t *self, bool force);
+
 /* Takes back all send credit: the limits it was granted under may have
  * changed, or its member gone. */
 static void s_credit_revoke(node_t *self)
@@ -474,6 +476,7 @@ void node_peer_remove(node_t *self, node_peer_t *p, const char *why)
         }
     }
     members_peer_removed(self, p->name);
+    s_deferred_answer(self, true); /* before peers move; its credit goes next */
     s_credit_revoke(self);
     s_dealer_stop(self, p);
     s_poller_end(self, p->punch);
@@ -908,6 +911,7 @@ static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         zmq_msg_close(&body);
     }
     s_flush_acks(self);
+    s_deferred_answer(self, false);
     return 0;
 }
 
@@ -933,6 +937,7 @@ static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         zmq_msg_close(&body);
     }
     s_flush_acks(self);
+    s_deferred_answer(self, false);
     return 0;
 }
 
@@ -1073,6 +1078,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     links_tick(self);
     members_tick(self);
     s_flush_acks(self);
+    s_deferred_answer(self, now >= self->deferred_until);
     if (self->terminating) {
         size_t unacked = 0;
         for (size_t i = 0; i < self->peer_count; i++) {
@@ -1118,6 +1124,34 @@ static node_msg_t *s_frame_msg(zframe_t *frame)
 {
     return frame ? cohort__wire__message__unpack(NULL, zframe_size(frame), zframe_data(frame))
                  : NULL;
+}
+
+/* Answers a binary SEND: code, why and the next credit for p (node.h). */
+static void s_answer_send(node_t *self, node_peer_t *p, int code, const char *why)
+{
+    uint32_t grant = 0;
+    size_t grant_bytes = 0;
+    if (p) {
+        /* Credit only while little is in flight: a sender that outruns
+         * the link would otherwise queue so much in libzmq that acks come
+         * later than the resend timeout, and go-back-N sends it all twice.
+         * Past that, each send waits for its answer, as without credit. */
+        cohort_session_stats_t ss;
+        cohort_session_stats(p->session, &ss);
+        size_t room = cohort_session_room(p->session, &grant_bytes);
+        size_t budget = ss.unacked_bytes < S_CREDIT_BYTES ? S_CREDIT_BYTES - ss.unacked_bytes : 0;
+        grant = (uint32_t)(room < S_CREDIT_MSGS ? room : S_CREDIT_MSGS);
+        if (grant_bytes > budget)
+            grant_bytes = budget;
+        if (!grant || !grant_bytes)
+            grant = 0, grant_bytes = 0;
+        cohort_session_reserve(p->session, grant, grant_bytes);
+    }
+    char c[16], credit[96];
+    snprintf(c, sizeof c, "%d", code);
+    snprintf(credit, sizeof credit, "%" PRIu32 " %zu %" PRIu64 " %" PRIu64, grant, grant_bytes,
+             (uint64_t)self->cfg->max_message_size, self->credit_epoch);
+    zsock_send(self->pipe, "sss", c, why, credit);
 }
 
 /* The binary send commands (node.h). The front is this process: a header
@@ -1168,8 +1202,6 @@ static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
     assert(op == COHORT_NODE_CMD_SEND);
     int code = COHORT__API__CODE__OK;
     const char *why = "";
-    uint32_t grant = 0;
-    size_t grant_bytes = 0;
     if (!strcmp(node, self->cfg->node_name)) {
         zmq_msg_t out;
         zmq_msg_init_size(&out, len);
@@ -1196,27 +1228,32 @@ static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
             node_emit_data(pair, stream, seq, kept, len);
         }
     }
-    if (p) {
-        /* Credit only while little is in flight: a sender that outruns
-         * the link would otherwise queue so much in libzmq that acks come
-         * later than the resend timeout, and go-back-N sends it all twice.
-         * Past that, each send waits for its answer, as without credit. */
-        cohort_session_stats_t ss;
-        cohort_session_stats(p->session, &ss);
-        size_t room = cohort_session_room(p->session, &grant_bytes);
-        size_t budget = ss.unacked_bytes < S_CREDIT_BYTES ? S_CREDIT_BYTES - ss.unacked_bytes : 0;
-        grant = (uint32_t)(room < S_CREDIT_MSGS ? room : S_CREDIT_MSGS);
-        if (grant_bytes > budget)
-            grant_bytes = budget;
-        if (!grant || !grant_bytes)
-            grant = 0, grant_bytes = 0;
-        cohort_session_reserve(p->session, grant, grant_bytes);
+    /* Pacing: a sender that outruns the link waits (briefly) for acks
+     * before its answer, so what is in flight stays well inside the resend
+     * timeout; it learns nothing else from the wait. */
+    cohort_session_stats_t ss;
+    if (p && code == COHORT__API__CODE__OK &&
+        (cohort_session_stats(p->session, &ss), ss.unacked_bytes > S_INFLIGHT_MAX)) {
+        self->deferred = p;
+        self->deferred_until = node_now() + S_PACE_MAX_MS;
+        return;
     }
-    char c[16], credit[96];
-    snprintf(c, sizeof c, "%d", code);
-    snprintf(credit, sizeof credit, "%" PRIu32 " %zu %" PRIu64 " %" PRIu64, grant, grant_bytes,
-             (uint64_t)self->cfg->max_message_size, self->credit_epoch);
-    zsock_send(self->pipe, "sss", c, why, credit);
+    s_answer_send(self, p, code, why);
+}
+
+/* The answer to a SEND held back for pacing, once little enough is in
+ * flight to its node, or its time is up (force). */
+static void s_deferred_answer(node_t *self, bool force)
+{
+    node_peer_t *p = self->deferred;
+    if (!p)
+        return;
+    cohort_session_stats_t ss;
+    cohort_session_stats(p->session, &ss);
+    if (!force && ss.unacked_bytes > S_CREDIT_BYTES)
+        return;
+    self->deferred = NULL;
+    s_answer_send(self, p, COHORT__API__CODE__OK, "");
 }
 
 static int s_cmd_pub(node_t *self, zmsg_t *cmd)

@@ -38,6 +38,10 @@
 /* Send credit granted to the front per node at a time (node.h). */
 #define S_CREDIT_MSGS 256
 #define S_CREDIT_BYTES (4 * 1024 * 1024)
+/* Pacing: past this many unacked bytes to a node, the answer to a SEND
+ * waits for acks to bring it under S_CREDIT_BYTES, at most S_PACE_MAX_MS. */
+#define S_INFLIGHT_MAX (8 * 1024 * 1024)
+#define S_PACE_MAX_MS 20
 /* Data envelopes coalesced into one Batch frame per peer and flush: far
  * under any sane limits.max_message_size, so a batch is never refused
  * where its messages one by one would not be. */
@@ -174,6 +178,8 @@ typedef struct {
     _Atomic uint64_t *credit_epoch_shared;
     _Atomic uint64_t credit_epoch_own; /* when the front gave none */
     bool batching;                     /* emitted Data waits for s_batch_flush_all */
+    struct node_peer *deferred;        /* a SEND answer held back for pacing */
+    int64_t deferred_until;
     int ping_timer;             /* every links.probe_timeout / 3; remade when a reload changes it */
     uint32_t unhandshaken[256]; /* fds accepted, no handshake yet */
     size_t unhandshaken_count;
