@@ -40,6 +40,8 @@
  *           up to msgs messages of bytes in all, each at most max bytes, as
  *           SEND_CREDIT without waiting: they cannot be refused. The header
  *           gives back the credit the front still held for that node.
+ *           While much is unacked to that node the answer waits (briefly)
+ *           for acks: pacing, see S_INFLIGHT_MAX.
  *   SEND_CREDIT   no reply; spends credit granted under epoch.
  *   RELEASE       no reply; gives back unused credit for a node.
  * Credit is revoked whenever the limits behind it may have changed (a
