@@ -1059,6 +1059,8 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     (void)timer_id;
     node_t *self = arg;
     int64_t now = node_now();
+    /* A go-back-N resend goes batched too: nothing acks in between. */
+    self->batching = true;
     for (size_t i = 0; i < self->peer_count; i++) {
         node_peer_t *p = &self->peers[i];
         void *pair[2] = {self, p};
@@ -1066,6 +1068,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
          * fails and the session backs off */
         cohort_session_resend_due(p->session, now, node_emit_data, pair);
     }
+    s_batch_flush_all(self);
     for (size_t i = 0; i < self->pending_count;) {
         if (now >= self->pending[i].deadline) {
             s_fail_call(self, self->pending[i].id, self->pending[i].service,
