@@ -100,7 +100,12 @@ const char *cohort_msg_error(const cohort_msg_t *msg);
 
 /* Reliable unicast to the member called node. When its send queue is full,
  * waits up to timeout_ms (0: fail at once with COHORT_QUEUE_FULL). Takes
- * ownership of *msg_p. */
+ * ownership of *msg_p. Returns as soon as the node has taken the message:
+ * most sends return without waiting for the node at all, on send credit
+ * it granted (room it reserved in that member's queue, so the result is
+ * the same as if it had been asked). While over 8 MiB to that member are
+ * unacknowledged, a send may wait up to 20 ms for acknowledgements before
+ * it returns (pacing: the sender is outrunning the link). */
 cohort_status_t cohort_send(cohort_t *self, const char *node, cohort_msg_t **msg_p, int timeout_ms);
 
 /* Publishes to every node with a matching subscription (this one included).

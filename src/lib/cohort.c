@@ -13,6 +13,8 @@
 #include "util/mem.h"
 
 #include <assert.h>
+#include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,11 +24,24 @@ _Static_assert(sizeof((cohort_reload_result_t *)0)->applied >= COHORT_CONFIG_KEY
                        COHORT_CONFIG_KEY_LIST_MAX,
                "every key name fits in a reload result");
 
+/* Send credit the node granted for one destination (node.h). */
+#define S_CREDIT_SLOTS 8
+typedef struct {
+    char node[64]; /* "" when the slot is free */
+    uint32_t msgs;
+    uint64_t bytes, max_one;
+} s_credit_t;
+
 struct cohort {
     zactor_t *actor;
     zsock_t *inbox;
     zlist_t *parked; /* cohort_msg_t * received while waiting for a reply */
     uint64_t next_request_id;
+    s_credit_t credit[S_CREDIT_SLOTS];
+    unsigned credit_next;        /* slot to give up next when all are taken */
+    uint64_t credit_epoch;       /* the epoch the credit above was granted in */
+    _Atomic uint64_t epoch_seen; /* written by the actor (node.h) */
+    int rcvtimeo;                /* the inbox's receive timeout now */
 };
 
 typedef struct {
@@ -168,39 +183,56 @@ const char *cohort_msg_error(const cohort_msg_t *msg)
     return msg->error;
 }
 
-/* Encodes msg as a cohort.wire.Message frame. */
-static zframe_t *s_encode(const cohort_msg_t *msg, cohort_msg_kind_t kind)
+/* msg as a cohort.wire.Message to encode, borrowing its fields. Headers
+ * go in w's own room, or in *spill (caller frees) when there are many. */
+#define S_WIRE_HEADERS 8
+typedef struct {
+    Cohort__Wire__Message m;
+    Cohort__Wire__Header hs[S_WIRE_HEADERS], *hp[S_WIRE_HEADERS];
+    void *spill;
+} s_wire_t;
+
+static void s_wire(s_wire_t *w, const cohort_msg_t *msg, cohort_msg_kind_t kind)
 {
-    Cohort__Wire__Message m = COHORT__WIRE__MESSAGE__INIT;
-    Cohort__Wire__Header *hs = cohort_calloc(msg->header_count + 1, sizeof *hs);
-    Cohort__Wire__Header **hp = cohort_calloc(msg->header_count + 1, sizeof *hp);
+    cohort__wire__message__init(&w->m);
+    Cohort__Wire__Header *hs = w->hs, **hp = w->hp;
+    w->spill = NULL;
+    if (msg->header_count > S_WIRE_HEADERS) {
+        w->spill = cohort_calloc(msg->header_count, sizeof *hs + sizeof *hp);
+        hs = w->spill;
+        hp = (Cohort__Wire__Header **)(hs + msg->header_count);
+    }
     for (size_t i = 0; i < msg->header_count; i++) {
         cohort__wire__header__init(&hs[i]);
         hs[i].key = msg->headers[i].key;
         hs[i].value = msg->headers[i].value;
         hp[i] = &hs[i];
     }
-    m.kind = (Cohort__Wire__Message__Kind)kind;
-    m.subject = msg->subject;
-    m.request_id = msg->request_id;
-    m.n_headers = msg->header_count;
-    m.headers = hp;
-    m.payload.data = msg->payload;
-    m.payload.len = msg->len;
-    m.status = (uint32_t)msg->status;
-    m.error = msg->error;
-    size_t len = cohort__wire__message__get_packed_size(&m);
-    zframe_t *frame = zframe_new(NULL, len);
-    cohort__wire__message__pack(&m, zframe_data(frame));
-    free(hs);
-    free(hp);
+    w->m.kind = (Cohort__Wire__Message__Kind)kind;
+    w->m.subject = msg->subject;
+    w->m.request_id = msg->request_id;
+    w->m.n_headers = msg->header_count;
+    w->m.headers = hp;
+    w->m.payload.data = msg->payload;
+    w->m.payload.len = msg->len;
+    w->m.status = (uint32_t)msg->status;
+    w->m.error = msg->error;
+}
+
+/* Encodes msg as a cohort.wire.Message frame. */
+static zframe_t *s_encode(const cohort_msg_t *msg, cohort_msg_kind_t kind)
+{
+    s_wire_t w;
+    s_wire(&w, msg, kind);
+    zframe_t *frame = zframe_new(NULL, cohort__wire__message__get_packed_size(&w.m));
+    cohort__wire__message__pack(&w.m, zframe_data(frame));
+    free(w.spill);
     return frame;
 }
 
-static cohort_msg_t *s_decode(const char *sender, zframe_t *frame)
+static cohort_msg_t *s_decode(const char *sender, const uint8_t *data, size_t len)
 {
-    Cohort__Wire__Message *m =
-        cohort__wire__message__unpack(NULL, zframe_size(frame), zframe_data(frame));
+    Cohort__Wire__Message *m = cohort__wire__message__unpack(NULL, len, data);
     if (!m)
         return NULL;
     cohort_msg_t *msg = cohort_msg_new(m->subject, m->payload.data, m->payload.len);
@@ -225,11 +257,13 @@ int cohort_open(const char *config_path, cohort_t **out, char *err, size_t errle
     memset(&args, 0, sizeof args);
     args.config_path = config_path;
     cohort_t *self = cohort_calloc(1, sizeof *self);
+    args.credit_epoch = &self->epoch_seen;
     /* The inbox is connected before the node starts (inproc lets a connect
      * wait for its bind): events of its first moments, such as the first
      * member.up, would otherwise be dropped before anyone listens. */
     snprintf(args.inbox, sizeof args.inbox, "inproc://cohort-inbox-%p", (void *)self);
     self->inbox = zsock_new(ZMQ_PAIR);
+    self->rcvtimeo = -1; /* ZeroMQ's default */
     assert(self->inbox);
     int rc = zsock_connect(self->inbox, "%s", args.inbox);
     assert(rc == 0);
@@ -279,23 +313,129 @@ static cohort_status_t s_result(cohort_t *self, char *error, size_t errlen)
     return st;
 }
 
+/* A binary send command (node.h) for node with room for body_len bytes of
+ * body, which the caller writes at *body. */
+static void s_send_cmd(zmq_msg_t *out, uint8_t op, uint64_t epoch, uint32_t msgs, uint64_t bytes,
+                       const char *node, size_t body_len, uint8_t **body)
+{
+    size_t name_len = strlen(node) + 1;
+    zmq_msg_init_size(out, COHORT_NODE_CMD_HEAD + name_len + body_len);
+    uint8_t *d = zmq_msg_data(out);
+    d[0] = op;
+    memcpy(d + 1, &epoch, 8);
+    memcpy(d + 9, &msgs, 4);
+    memcpy(d + 13, &bytes, 8);
+    memcpy(d + COHORT_NODE_CMD_HEAD, node, name_len);
+    if (body)
+        *body = d + COHORT_NODE_CMD_HEAD + name_len;
+}
+
+/* The credit slot for node, or NULL. All credit goes when the node revoked
+ * it (a reload, a member removed): it freed the room behind it already. */
+static s_credit_t *s_credit(cohort_t *self, const char *node)
+{
+    uint64_t epoch = atomic_load(&self->epoch_seen);
+    if (epoch != self->credit_epoch) {
+        memset(self->credit, 0, sizeof self->credit);
+        self->credit_epoch = epoch;
+    }
+    for (size_t i = 0; i < S_CREDIT_SLOTS; i++)
+        if (!strcmp(self->credit[i].node, node))
+            return &self->credit[i];
+    return NULL;
+}
+
+/* Keeps credit granted for node (a "msgs bytes max epoch" text), giving
+ * back what another node's slot held if all are taken. */
+static void s_credit_keep(cohort_t *self, const char *node, const char *text)
+{
+    unsigned long msgs = 0;
+    unsigned long long bytes = 0, max_one = 0, epoch = 0;
+    if (!text || sscanf(text, "%lu %llu %llu %llu", &msgs, &bytes, &max_one, &epoch) != 4 ||
+        !msgs || strlen(node) >= sizeof self->credit[0].node)
+        return;
+    if (epoch != self->credit_epoch) {
+        memset(self->credit, 0, sizeof self->credit);
+        self->credit_epoch = epoch;
+    }
+    s_credit_t *slot = NULL;
+    for (size_t i = 0; i < S_CREDIT_SLOTS && !slot; i++)
+        if (!self->credit[i].node[0])
+            slot = &self->credit[i];
+    if (!slot) {
+        slot = &self->credit[self->credit_next++ % S_CREDIT_SLOTS];
+        zmq_msg_t out;
+        s_send_cmd(&out, COHORT_NODE_CMD_RELEASE, self->credit_epoch, slot->msgs, slot->bytes,
+                   slot->node, 0, NULL);
+        if (zmq_msg_send(&out, zsock_resolve(self->actor), 0) < 0)
+            zmq_msg_close(&out);
+    }
+    snprintf(slot->node, sizeof slot->node, "%s", node);
+    slot->msgs = (uint32_t)msgs;
+    slot->bytes = bytes;
+    slot->max_one = max_one;
+}
+
+/* Sends while the node's credit lasts, without waiting for an answer; it
+ * has reserved the room, so nothing sent on credit can be refused. Without
+ * credit (or for a message it does not cover) the send waits for the
+ * node's answer, which says how much credit comes next. */
 cohort_status_t cohort_send(cohort_t *self, const char *node, cohort_msg_t **msg_p, int timeout_ms)
 {
     assert(self && node && msg_p && *msg_p);
-    zframe_t *frame = s_encode(*msg_p, COHORT_MSG_UNICAST);
-    cohort_msg_destroy(msg_p);
+    s_wire_t w;
+    s_wire(&w, *msg_p, COHORT_MSG_UNICAST);
+    Cohort__Wire__Message *m = &w.m;
+    size_t len = cohort__wire__message__get_packed_size(m);
+    void *actor = zsock_resolve(self->actor);
+    s_credit_t *c = s_credit(self, node);
+    zmq_msg_t out;
+    uint8_t *body = NULL;
+    cohort_status_t st = COHORT_OK;
+    if (c && c->msgs && len <= c->max_one && len <= c->bytes) {
+        s_send_cmd(&out, COHORT_NODE_CMD_SEND_CREDIT, self->credit_epoch, 0, 0, node, len, &body);
+        cohort__wire__message__pack(m, body);
+        c->msgs--;
+        c->bytes -= len;
+        if (zmq_msg_send(&out, actor, 0) < 0) {
+            zmq_msg_close(&out);
+            st = COHORT_ERROR;
+        }
+        goto out;
+    }
     int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
-    cohort_status_t st;
     for (;;) {
-        zframe_t *copy = zframe_dup(frame);
-        zsock_send(self->actor, "ssf", "SEND", node, copy);
-        zframe_destroy(&copy);
-        st = s_result(self, NULL, 0);
+        /* what is left of this node's credit goes back with the send */
+        c = s_credit(self, node);
+        uint32_t ret_msgs = c ? c->msgs : 0;
+        uint64_t ret_bytes = c ? c->bytes : 0;
+        if (c)
+            memset(c, 0, sizeof *c);
+        s_send_cmd(&out, COHORT_NODE_CMD_SEND, self->credit_epoch, ret_msgs, ret_bytes, node, len,
+                   &body);
+        cohort__wire__message__pack(m, body);
+        if (zmq_msg_send(&out, actor, 0) < 0) {
+            zmq_msg_close(&out);
+            st = COHORT_ERROR;
+            break;
+        }
+        char *code = NULL, *text = NULL, *credit = NULL;
+        if (zsock_recv(self->actor, "sss", &code, &text, &credit) != 0) {
+            st = COHORT_ERROR;
+            break;
+        }
+        st = code ? (cohort_status_t)atoi(code) : COHORT_ERROR;
+        s_credit_keep(self, node, credit);
+        zstr_free(&code);
+        zstr_free(&text);
+        zstr_free(&credit);
         if (st != COHORT_QUEUE_FULL || zclock_mono() >= deadline)
             break;
         zclock_sleep(2); /* backpressure: wait for acks to free the window */
     }
-    zframe_destroy(&frame);
+out:
+    free(w.spill);
+    cohort_msg_destroy(msg_p);
     return st;
 }
 
@@ -362,47 +502,71 @@ cohort_status_t cohort_request_async(cohort_t *self, const char *service, cohort
     return s_result(self, NULL, 0);
 }
 
+static char *s_part_str(zmq_msg_t *part)
+{
+    size_t n = zmq_msg_size(part);
+    char *text = cohort_malloc(n + 1);
+    memcpy(text, zmq_msg_data(part), n);
+    text[n] = '\0';
+    return text;
+}
+
 /* Reads one delivery from the inbox, waiting up to timeout_ms. A delivery
  * that does not decode is skipped, not returned as NULL ("nothing came"):
  * the node re-encodes what a peer sent, and protobuf-c accepts encodings it
  * does not read back (a field numbered 0 with a non-canonical tag). */
 static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
 {
-again:
-    zsock_set_rcvtimeo(self->inbox, timeout_ms);
-    zmsg_t *in = zmsg_recv(self->inbox);
-    if (!in)
-        return NULL;
-    char *type = zmsg_popstr(in);
-    cohort_msg_t *msg = NULL;
-    if (type && !strcmp(type, "D")) {
-        char *sender = zmsg_popstr(in);
-        zframe_t *frame = zmsg_pop(in);
-        if (sender && frame)
-            msg = s_decode(sender, frame);
-        zframe_destroy(&frame);
-        zstr_free(&sender);
-        if (!msg) {
-            zstr_free(&type);
-            zmsg_destroy(&in);
-            /* no recursion: a peer may have sent any number of these */
-            goto again;
-        }
-    } else if (type && !strcmp(type, "E")) {
-        char *ev = zmsg_popstr(in), *node = zmsg_popstr(in), *reason = zmsg_popstr(in);
-        msg = cohort_msg_new(ev ? ev : "", NULL, 0);
-        msg->kind = COHORT_MSG_EVENT;
-        free(msg->sender);
-        msg->sender = cohort_strdup(node ? node : "");
-        free(msg->error);
-        msg->error = cohort_strdup(reason ? reason : "");
-        zstr_free(&ev);
-        zstr_free(&node);
-        zstr_free(&reason);
+    void *inbox = zsock_resolve(self->inbox);
+    if (self->rcvtimeo != timeout_ms) {
+        zsock_set_rcvtimeo(self->inbox, timeout_ms);
+        self->rcvtimeo = timeout_ms;
     }
-    zstr_free(&type);
-    zmsg_destroy(&in);
-    return msg;
+    for (;;) {
+        /* the parts of one inbox message ("D" sender msg | "E" type node
+         * reason); any beyond four are dropped */
+        zmq_msg_t part[4];
+        size_t n = 0;
+        bool more = true;
+        while (more) {
+            zmq_msg_t *into = &part[n < 4 ? n : 3];
+            if (n >= 4)
+                zmq_msg_close(into);
+            zmq_msg_init(into);
+            if (zmq_msg_recv(into, inbox, 0) < 0) {
+                zmq_msg_close(into);
+                break; /* nothing came in time (or interrupted) */
+            }
+            more = zmq_msg_more(into);
+            if (n < 4)
+                n++;
+        }
+        if (n == 0)
+            return NULL;
+        cohort_msg_t *msg = NULL;
+        const char *type = zmq_msg_data(&part[0]);
+        bool is_data = zmq_msg_size(&part[0]) == 1 && type[0] == 'D';
+        if (is_data && n >= 3) {
+            char *sender = s_part_str(&part[1]);
+            msg = s_decode(sender, zmq_msg_data(&part[2]), zmq_msg_size(&part[2]));
+            free(sender);
+        } else if (zmq_msg_size(&part[0]) == 1 && type[0] == 'E' && n >= 4) {
+            char *ev = s_part_str(&part[1]);
+            msg = cohort_msg_new(ev, NULL, 0);
+            free(ev);
+            msg->kind = COHORT_MSG_EVENT;
+            free(msg->sender);
+            msg->sender = s_part_str(&part[2]);
+            free(msg->error);
+            msg->error = s_part_str(&part[3]);
+        }
+        for (size_t i = 0; i < n; i++)
+            zmq_msg_close(&part[i]);
+        /* no recursion: a peer may have sent any number of undecodable
+         * deliveries */
+        if (msg || !is_data)
+            return msg;
+    }
 }
 
 cohort_status_t cohort_request(cohort_t *self, const char *service, cohort_msg_t **msg_p,

@@ -79,14 +79,29 @@ static bool s_inbox_has_room(node_t *self)
     return (zsock_events(self->inbox) & ZMQ_POLLOUT) != 0;
 }
 
+/* "D" sender body, straight on the socket: this runs once per message.
+ * Takes body (initialised) and closes it. The inbox never blocks (a send
+ * timeout of 0), and a message whose first frame was taken is taken
+ * whole. */
+static void s_deliver_body(node_t *self, const char *sender, zmq_msg_t *body)
+{
+    void *inbox = zsock_resolve(self->inbox);
+    if (zmq_send(inbox, "D", 1, ZMQ_SNDMORE) < 0) {
+        self->counters.delivery_dropped++;
+        zmq_msg_close(body);
+        return;
+    }
+    zmq_send(inbox, sender, strlen(sender), ZMQ_SNDMORE);
+    if (zmq_msg_send(body, inbox, 0) < 0)
+        zmq_msg_close(body);
+}
+
 static void s_deliver(node_t *self, const char *sender, const node_msg_t *msg)
 {
-    size_t len = cohort__wire__message__get_packed_size(msg);
-    zframe_t *frame = zframe_new(NULL, len);
-    cohort__wire__message__pack(msg, zframe_data(frame));
-    if (zsock_send(self->inbox, "ssf", "D", sender, frame) != 0)
-        self->counters.delivery_dropped++;
-    zframe_destroy(&frame);
+    zmq_msg_t body;
+    zmq_msg_init_size(&body, cohort__wire__message__get_packed_size(msg));
+    cohort__wire__message__pack(msg, zmq_msg_data(&body));
+    s_deliver_body(self, sender, &body);
 }
 
 /* ---- transmitting ---- */
@@ -96,7 +111,8 @@ int node_transmit_env(node_t *self, node_peer_t *p, node_env_t *env)
     /* Member news rides on control envelopes (probes, acks, hellos); data
      * frames stay lean, and SWIM's own gossip covers a busy link. */
     members_pb_t pb;
-    if (env->n_updates == 0 && env->body_case != COHORT__WIRE__ENVELOPE__BODY_DATA)
+    if (env->n_updates == 0 && env->body_case != COHORT__WIRE__ENVELOPE__BODY_DATA &&
+        env->body_case != COHORT__WIRE__ENVELOPE__BODY_BATCH)
         members_attach(self, p, env, &pb);
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -106,11 +122,65 @@ int node_transmit_env(node_t *self, node_peer_t *p, node_env_t *env)
     return rc;
 }
 
+/* Sends what waits in p's batch: one Data alone as it is, more as one
+ * Batch frame. If no link takes it the session resends it later, as it
+ * would a single Data. */
+static void s_batch_flush(node_t *self, node_peer_t *p)
+{
+    if (p->batch_count == 0)
+        return;
+    node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
+    Cohort__Wire__Data data[S_BATCH_MAX], *ptrs[S_BATCH_MAX];
+    for (size_t i = 0; i < p->batch_count; i++) {
+        cohort__wire__data__init(&data[i]);
+        data[i].stream = p->batch[i].stream;
+        data[i].seq = p->batch[i].seq;
+        data[i].body.data = (uint8_t *)(uintptr_t)p->batch[i].body; /* only read */
+        data[i].body.len = p->batch[i].len;
+        ptrs[i] = &data[i];
+    }
+    Cohort__Wire__Batch batch = COHORT__WIRE__BATCH__INIT;
+    if (p->batch_count == 1) {
+        env.body_case = COHORT__WIRE__ENVELOPE__BODY_DATA;
+        env.data = &data[0];
+    } else {
+        batch.n_data = p->batch_count;
+        batch.data = ptrs;
+        env.body_case = COHORT__WIRE__ENVELOPE__BODY_BATCH;
+        env.batch = &batch;
+    }
+    p->batch_count = 0;
+    p->batch_bytes = 0;
+    node_transmit_env(self, p, &env);
+}
+
+static void s_batch_flush_all(node_t *self)
+{
+    for (size_t i = 0; i < self->peer_count; i++)
+        s_batch_flush(self, &self->peers[i]);
+    self->batching = false;
+}
+
 void node_emit_data(void *arg, uint64_t stream, uint64_t seq, const uint8_t *body, size_t len)
 {
     void **pair = arg;
     node_t *self = pair[0];
     node_peer_t *p = pair[1];
+    /* While a round of front commands is read, Data waits to leave with
+     * the others of that round (s_on_pipe flushes when the round ends, so
+     * a lone message leaves at once). Large ones gain nothing by it; nor
+     * do relayed ones, as relays count their per-pair message quotas in
+     * frames. */
+    if (self->batching && len <= S_BATCH_BYTES / 4 && p->ladder.active != COHORT_RUNG_RELAYED) {
+        if (p->batch_count == S_BATCH_MAX || p->batch_bytes + len > S_BATCH_BYTES)
+            s_batch_flush(self, p);
+        if (!p->batch)
+            p->batch = cohort_calloc(S_BATCH_MAX, sizeof *p->batch);
+        p->batch[p->batch_count++] = (node_batched_t){stream, seq, body, len};
+        p->batch_bytes += len;
+        return;
+    }
+    s_batch_flush(self, p); /* keeps the order */
     node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
     Cohort__Wire__Data data = COHORT__WIRE__DATA__INIT;
     data.stream = stream;
@@ -185,6 +255,20 @@ static void s_interest_changed(node_t *self)
         s_send_interest_to(self, &self->peers[i]);
 }
 
+/* ---- send credit (node.h) ---- */
+
+static void s_deferred_answer(node_t *self, bool force);
+
+/* Takes back all send credit: the limits it was granted under may have
+ * changed, or its member gone. */
+static void s_credit_revoke(node_t *self)
+{
+    self->credit_epoch++;
+    atomic_store(self->credit_epoch_shared, self->credit_epoch);
+    for (size_t i = 0; i < self->peer_count; i++)
+        cohort_session_unreserve(self->peers[i].session, SIZE_MAX, SIZE_MAX);
+}
+
 /* ---- peers ---- */
 
 node_peer_t *node_peer_by_name(node_t *self, const char *name)
@@ -253,6 +337,7 @@ static void s_peer_fini(node_peer_t *p)
     for (size_t e = 0; e < p->endpoint_count; e++)
         free(p->endpoints[e]);
     cohort_session_destroy(&p->session);
+    free(p->batch);
     s_set_free(&p->services, &p->service_count);
     s_set_free(&p->patterns, &p->pattern_count);
 }
@@ -397,6 +482,8 @@ void node_peer_remove(node_t *self, node_peer_t *p, const char *why)
         }
     }
     members_peer_removed(self, p->name);
+    s_deferred_answer(self, true); /* before peers move; its credit goes next */
+    s_credit_revoke(self);
     s_dealer_stop(self, p);
     s_poller_end(self, p->punch);
     s_poller_end(self, p->punch_mon);
@@ -623,6 +710,16 @@ bool node_peer_learn_endpoints(node_t *self, node_peer_t *p, const char *const *
 void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_rung_t path,
                           node_peer_t *via)
 {
+    if (env->body_case == COHORT__WIRE__ENVELOPE__BODY_BATCH) {
+        /* each as if it had come alone, in order */
+        for (size_t i = 0; i < env->batch->n_data; i++) {
+            node_env_t one = COHORT__WIRE__ENVELOPE__INIT;
+            one.body_case = COHORT__WIRE__ENVELOPE__BODY_DATA;
+            one.data = env->batch->data[i];
+            node_handle_envelope(self, p, &one, path, via);
+        }
+        return;
+    }
     int64_t now = node_now();
     p->last_seen = now;
     if (members_handle(self, p, env))
@@ -826,6 +923,7 @@ static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         zmq_msg_close(&body);
     }
     s_flush_acks(self);
+    s_deferred_answer(self, false);
     return 0;
 }
 
@@ -851,6 +949,7 @@ static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         zmq_msg_close(&body);
     }
     s_flush_acks(self);
+    s_deferred_answer(self, false);
     return 0;
 }
 
@@ -972,6 +1071,8 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     (void)timer_id;
     node_t *self = arg;
     int64_t now = node_now();
+    /* A go-back-N resend goes batched too: nothing acks in between. */
+    self->batching = true;
     for (size_t i = 0; i < self->peer_count; i++) {
         node_peer_t *p = &self->peers[i];
         void *pair[2] = {self, p};
@@ -979,6 +1080,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
          * fails and the session backs off */
         cohort_session_resend_due(p->session, now, node_emit_data, pair);
     }
+    s_batch_flush_all(self);
     for (size_t i = 0; i < self->pending_count;) {
         if (now >= self->pending[i].deadline) {
             s_fail_call(self, self->pending[i].id, self->pending[i].service,
@@ -991,6 +1093,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     links_tick(self);
     members_tick(self);
     s_flush_acks(self);
+    s_deferred_answer(self, now >= self->deferred_until);
     if (self->terminating) {
         size_t unacked = 0;
         for (size_t i = 0; i < self->peer_count; i++) {
@@ -1038,36 +1141,134 @@ static node_msg_t *s_frame_msg(zframe_t *frame)
                  : NULL;
 }
 
-static int s_cmd_send(node_t *self, zmsg_t *cmd)
+/* Answers a binary SEND: code, why and the next credit for p (node.h). */
+static void s_answer_send(node_t *self, node_peer_t *p, int code, const char *why)
 {
-    char *node = zmsg_popstr(cmd);
-    zframe_t *frame = zmsg_pop(cmd);
-    node_msg_t *msg = s_frame_msg(frame);
+    uint32_t grant = 0;
+    size_t grant_bytes = 0;
+    if (p) {
+        /* Credit only while little is in flight: a sender that outruns
+         * the link would otherwise queue so much in libzmq that acks come
+         * later than the resend timeout, and go-back-N sends it all twice.
+         * Past that, each send waits for its answer, as without credit. */
+        cohort_session_stats_t ss;
+        cohort_session_stats(p->session, &ss);
+        size_t room = cohort_session_room(p->session, &grant_bytes);
+        size_t budget = ss.unacked_bytes < S_CREDIT_BYTES ? S_CREDIT_BYTES - ss.unacked_bytes : 0;
+        grant = (uint32_t)(room < S_CREDIT_MSGS ? room : S_CREDIT_MSGS);
+        if (grant_bytes > budget)
+            grant_bytes = budget;
+        if (!grant || !grant_bytes)
+            grant = 0, grant_bytes = 0;
+        cohort_session_reserve(p->session, grant, grant_bytes);
+    }
+    char c[16], credit[96];
+    snprintf(c, sizeof c, "%d", code);
+    snprintf(credit, sizeof credit, "%" PRIu32 " %zu %" PRIu64 " %" PRIu64, grant, grant_bytes,
+             (uint64_t)self->cfg->max_message_size, self->credit_epoch);
+    zsock_send(self->pipe, "sss", c, why, credit);
+}
+
+/* The binary send commands (node.h). The front is this process: a header
+ * that does not parse is a programmer error. */
+static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
+{
+    const uint8_t *d = zmq_msg_data(frame);
+    size_t n = zmq_msg_size(frame);
+    assert(n > COHORT_NODE_CMD_HEAD);
+    uint8_t op = d[0];
+    uint64_t epoch, ret_bytes;
+    uint32_t ret_msgs;
+    memcpy(&epoch, d + 1, 8);
+    memcpy(&ret_msgs, d + 9, 4);
+    memcpy(&ret_bytes, d + 13, 8);
+    const char *node = (const char *)d + COHORT_NODE_CMD_HEAD;
+    const uint8_t *nul = memchr(node, 0, n - COHORT_NODE_CMD_HEAD);
+    assert(nul);
+    const uint8_t *body = nul + 1;
+    size_t len = n - (size_t)(body - d);
+    node_peer_t *p = node_peer_by_name(self, node);
+    bool current = epoch == self->credit_epoch;
+    if (op == COHORT_NODE_CMD_RELEASE || op == COHORT_NODE_CMD_SEND) {
+        if (p && current && (ret_msgs || ret_bytes))
+            cohort_session_unreserve(p->session, ret_msgs, ret_bytes);
+        if (op == COHORT_NODE_CMD_RELEASE)
+            return;
+    }
+    uint8_t *copy = NULL;
+    uint64_t stream = 0, seq = 0;
+    if (op == COHORT_NODE_CMD_SEND_CREDIT) {
+        /* Credit cannot be refused. Its member gone, it shares the fate of
+         * the unacked messages of a removed member. */
+        if (!p) {
+            COHORT_LOG(COHORT_LOG_DEBUG, "send.dropped node=%s reason=removed", node);
+            return;
+        }
+        copy = cohort_malloc(len ? len : 1);
+        memcpy(copy, body, len);
+        /* The batch borrows the session's copy (frame is closed after
+         * this), which it keeps until acknowledged: after it is sent. */
+        const uint8_t *kept = copy;
+        cohort_session_send_reserved(p->session, &copy, len, current, node_now(), &stream, &seq);
+        void *pair[2] = {self, p};
+        node_emit_data(pair, stream, seq, kept, len);
+        return;
+    }
+    assert(op == COHORT_NODE_CMD_SEND);
     int code = COHORT__API__CODE__OK;
     const char *why = "";
-    node_peer_t *p = node ? node_peer_by_name(self, node) : NULL;
-    if (!msg) {
-        code = COHORT__API__CODE__INVALID;
-        why = "malformed message";
-    } else if (node && !strcmp(node, self->cfg->node_name)) {
-        msg->kind = COHORT__WIRE__MESSAGE__KIND__UNICAST;
-        s_deliver(self, self->cfg->node_name, msg);
+    if (!strcmp(node, self->cfg->node_name)) {
+        zmq_msg_t out;
+        zmq_msg_init_size(&out, len);
+        memcpy(zmq_msg_data(&out), body, len);
+        s_deliver_body(self, self->cfg->node_name, &out);
     } else if (!p) {
         code = COHORT__API__CODE__UNKNOWN_NODE;
         why = "no such member in the roster";
+    } else if (len > self->cfg->max_message_size) {
+        code = COHORT__API__CODE__TOO_LARGE;
+        why = "message larger than limits.max_message_size";
     } else {
-        msg->kind = COHORT__WIRE__MESSAGE__KIND__UNICAST;
-        code = s_send_msg(self, p, msg);
-        why = code == COHORT__API__CODE__QUEUE_FULL  ? "send queue to that node is full"
-              : code == COHORT__API__CODE__TOO_LARGE ? "message larger than limits.max_message_size"
-                                                     : "";
+        /* The front encoded it as a unicast Message: it goes as it is. */
+        copy = cohort_malloc(len ? len : 1);
+        memcpy(copy, body, len);
+        const uint8_t *kept = copy;
+        if (cohort_session_send(p->session, &copy, len, node_now(), &stream, &seq) < 0) {
+            free(copy);
+            self->counters.queue_full++;
+            code = COHORT__API__CODE__QUEUE_FULL;
+            why = "send queue to that node is full";
+        } else {
+            void *pair[2] = {self, p};
+            node_emit_data(pair, stream, seq, kept, len);
+        }
     }
-    s_reply(self, code, why);
-    if (msg)
-        cohort__wire__message__free_unpacked(msg, NULL);
-    zframe_destroy(&frame);
-    free(node);
-    return 0;
+    /* Pacing: a sender that outruns the link waits (briefly) for acks
+     * before its answer, so what is in flight stays well inside the resend
+     * timeout; it learns nothing else from the wait. */
+    cohort_session_stats_t ss;
+    if (p && code == COHORT__API__CODE__OK &&
+        (cohort_session_stats(p->session, &ss), ss.unacked_bytes > S_INFLIGHT_MAX)) {
+        self->deferred = p;
+        self->deferred_until = node_now() + S_PACE_MAX_MS;
+        return;
+    }
+    s_answer_send(self, p, code, why);
+}
+
+/* The answer to a SEND held back for pacing, once little enough is in
+ * flight to its node, or its time is up (force). */
+static void s_deferred_answer(node_t *self, bool force)
+{
+    node_peer_t *p = self->deferred;
+    if (!p)
+        return;
+    cohort_session_stats_t ss;
+    cohort_session_stats(p->session, &ss);
+    if (!force && ss.unacked_bytes > S_CREDIT_BYTES)
+        return;
+    self->deferred = NULL;
+    s_answer_send(self, p, COHORT__API__CODE__OK, "");
 }
 
 static int s_cmd_pub(node_t *self, zmsg_t *cmd)
@@ -1366,6 +1567,7 @@ static int s_cmd_reload(node_t *self, zmsg_t *cmd)
     }
     if (!advertise_same)
         members_set_self_endpoints(self);
+    s_credit_revoke(self); /* granted under the old limits */
 out:
     snprintf(code, sizeof code, "%d", fresh ? COHORT__API__CODE__OK : COHORT__API__CODE__INVALID);
     zsock_send(self->pipe, "ssss", code, fresh ? "" : cohort_err_text(&err), applied, restart);
@@ -1374,18 +1576,11 @@ out:
     return 0;
 }
 
-static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
+/* One text command; takes verb and cmd (its other frames). */
+static int s_dispatch(node_t *self, char *verb, zmsg_t *cmd)
 {
-    (void)loop;
-    node_t *self = arg;
-    zmsg_t *cmd = zmsg_recv(pipe);
-    if (!cmd)
-        return -1;
-    char *verb = zmsg_popstr(cmd);
     int rc = 0;
-    if (!verb) {
-        rc = 0;
-    } else if (!strcmp(verb, "$TERM")) {
+    if (!strcmp(verb, "$TERM")) {
         /* Leave: say goodbye (our LEFT rides on it), then give unacked
          * messages a moment to land. */
         members_leave(self);
@@ -1399,8 +1594,6 @@ static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
         }
         self->terminating = true;
         self->leave_deadline = node_now() + S_LEAVE_FLUSH_MS;
-    } else if (!strcmp(verb, "SEND")) {
-        rc = s_cmd_send(self, cmd);
     } else if (!strcmp(verb, "PUB")) {
         rc = s_cmd_pub(self, cmd);
     } else if (!strcmp(verb, "SUB") || !strcmp(verb, "UNSUB") || !strcmp(verb, "SERVE") ||
@@ -1430,6 +1623,52 @@ static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
     }
     free(verb);
     zmsg_destroy(&cmd);
+    return rc;
+}
+
+/* Reads the front's commands while they come, up to a budget, so a burst
+ * of sends is one wakeup and their Data leave together, batched per peer
+ * (node_emit_data), when the round ends: at once. Every other command
+ * sends the batches first, so it sees (and may change) no message that
+ * waits in one. */
+static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    (void)loop;
+    node_t *self = arg;
+    void *handle = zsock_resolve(pipe);
+    int rc = 0;
+    for (int budget = 0; budget < 1000 && rc == 0; budget++) {
+        zmq_msg_t first;
+        zmq_msg_init(&first);
+        if (zmq_msg_recv(&first, handle, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&first);
+            break;
+        }
+        const uint8_t *d = zmq_msg_data(&first);
+        size_t n = zmq_msg_size(&first);
+        bool more = zmq_msg_more(&first);
+        if (!more && n > COHORT_NODE_CMD_HEAD && d[0] >= COHORT_NODE_CMD_SEND &&
+            d[0] <= COHORT_NODE_CMD_RELEASE) {
+            self->batching = true;
+            s_cmd_send_bin(self, &first);
+            zmq_msg_close(&first);
+            continue;
+        }
+        s_batch_flush_all(self);
+        char *verb = cohort_malloc(n + 1);
+        memcpy(verb, d, n);
+        verb[n] = '\0';
+        zmq_msg_close(&first);
+        /* the rest of the command's frames, already here with the first */
+        zmsg_t *cmd = more ? zmsg_recv(pipe) : zmsg_new();
+        if (!cmd) {
+            free(verb);
+            rc = -1;
+            break;
+        }
+        rc = s_dispatch(self, verb, cmd);
+    }
+    s_batch_flush_all(self);
     return rc;
 }
 
@@ -1551,6 +1790,7 @@ void cohort_node_actor(zsock_t *pipe, void *vargs)
     memset(self, 0, sizeof *self);
     cohort__api__counters__init(&self->counters); /* protobuf-c needs its descriptor */
     self->pipe = pipe;
+    self->credit_epoch_shared = args->credit_epoch ? args->credit_epoch : &self->credit_epoch_own;
     snprintf(self->inbox_ep, sizeof self->inbox_ep, "%s", args->inbox);
     cohort_err_t err;
     cohort_err_clear(&err);

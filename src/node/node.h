@@ -16,8 +16,8 @@
  *
  * Pipe protocol (front -> actor; every command gets one reply message whose
  * first frame is the decimal status code (cohort.api.Code) and second frame an
- * error text):
- *   SEND node msg timeout    PUB msg          SUB pattern    UNSUB pattern
+ * error text, except the binary SEND commands below):
+ *   PUB msg          SUB pattern    UNSUB pattern
  *   SERVE service            UNSERVE service  CALL id service msg timeout_ms
  *   REPLY node request_id msg                 STATUS         PEERS
  *   INBOX  (reply frame 3: the inbox endpoint to connect a PAIR to)
@@ -30,11 +30,43 @@
  * where msg is an encoded cohort.wire.Message. STATUS and PEERS add a frame
  * with an encoded cohort.api.Response. PUB adds the recipient count.
  * Inbox messages: "D" sender msg  |  "E" type node reason.
+ *
+ * Unicast sends are binary, one frame each (COHORT_NODE_CMD_*: a header of
+ * COHORT_NODE_CMD_HEAD bytes, the node name and a NUL, the encoded
+ * cohort.wire.Message), so that a stream of them costs no reply each:
+ *   SEND    answered like the others, plus a frame "msgs bytes max epoch":
+ *           send credit for that node. The actor reserves that much room in
+ *           the peer's session (overlay/session.h), so the front may send
+ *           up to msgs messages of bytes in all, each at most max bytes, as
+ *           SEND_CREDIT without waiting: they cannot be refused. The header
+ *           gives back the credit the front still held for that node.
+ *           While much is unacked to that node the answer waits (briefly)
+ *           for acks: pacing, see S_INFLIGHT_MAX.
+ *   SEND_CREDIT   no reply; spends credit granted under epoch.
+ *   RELEASE       no reply; gives back unused credit for a node.
+ * Credit is revoked whenever the limits behind it may have changed (a
+ * reload, a member removed): the actor frees every reservation and raises
+ * *credit_epoch, which the front reads before spending credit. A message
+ * spent under an older epoch was already on its way: it is queued as if it
+ * had arrived before the revocation (dropped if its node is no longer a
+ * member, as are the unacked messages of a removed member).
  */
 #ifndef COHORT_NODE_NODE_H
 #define COHORT_NODE_NODE_H
 
 #include <czmq.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Binary send commands: byte 0 the op, 1..8 the credit epoch, 9..12 a
+ * message count, 13..20 a byte count (host order: the pipe never leaves the
+ * process), then the node name, a NUL and the encoded message. */
+enum {
+    COHORT_NODE_CMD_SEND = 1,
+    COHORT_NODE_CMD_SEND_CREDIT = 2,
+    COHORT_NODE_CMD_RELEASE = 3,
+};
+#define COHORT_NODE_CMD_HEAD 21
 
 /* Arguments for zactor_new(cohort_node_actor, args). The actor copies what
  * it needs before signalling; args may be freed after zactor_new returns. */
@@ -46,6 +78,9 @@ typedef struct cohort_node_args {
      * moments. */
     char inbox[64];
     char error[1024]; /* set by the actor when it fails to start */
+    /* The credit epoch (see above), written by the actor, read by the
+     * front: the one thing they share. Must outlive the actor. */
+    _Atomic uint64_t *credit_epoch;
 } cohort_node_args_t;
 
 /* The actor body. Signals 0 on the pipe when running, -1 (with args->error

@@ -17,6 +17,7 @@
 #include "overlay/zap.h"
 
 #include <czmq.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -34,6 +35,26 @@
 #define S_SESSION_BYTES_PER_MSG (64 * 1024)
 #define S_MAX_ROUTE 256
 #define S_MAX_INTEREST 4096
+/* Send credit granted to the front per node at a time (node.h). */
+#define S_CREDIT_MSGS 256
+#define S_CREDIT_BYTES (4 * 1024 * 1024)
+/* Pacing: past this many unacked bytes to a node, the answer to a SEND
+ * waits for acks to bring it under S_CREDIT_BYTES, at most S_PACE_MAX_MS. */
+#define S_INFLIGHT_MAX (8 * 1024 * 1024)
+#define S_PACE_MAX_MS 20
+/* Data envelopes coalesced into one Batch frame per peer and flush: far
+ * under any sane limits.max_message_size, so a batch is never refused
+ * where its messages one by one would not be. */
+#define S_BATCH_MAX 256
+#define S_BATCH_BYTES (64 * 1024)
+
+/* One Data envelope waiting for the batch flush; body borrowed from the
+ * session, which cannot free it before it was sent (node.c). */
+typedef struct {
+    uint64_t stream, seq;
+    const uint8_t *body;
+    size_t len;
+} node_batched_t;
 
 typedef Cohort__Wire__Envelope node_env_t;
 typedef Cohort__Wire__Message node_msg_t;
@@ -111,6 +132,9 @@ typedef struct node_peer {
     struct node_quota *quota;
     /* roster_sync.c */
     node_roster_peer_t rs;
+    /* Data waiting for the end of this round of front commands (node.c) */
+    node_batched_t *batch; /* S_BATCH_MAX slots, made on first use */
+    size_t batch_count, batch_bytes;
 } node_peer_t;
 
 typedef struct {
@@ -149,6 +173,13 @@ typedef struct {
     zhashx_t *rr; /* service -> round-robin counter */
     bool terminating;
     int64_t leave_deadline;
+    /* send credit (node.h): the epoch, and where the front reads it */
+    uint64_t credit_epoch;
+    _Atomic uint64_t *credit_epoch_shared;
+    _Atomic uint64_t credit_epoch_own; /* when the front gave none */
+    bool batching;                     /* emitted Data waits for s_batch_flush_all */
+    struct node_peer *deferred;        /* a SEND answer held back for pacing */
+    int64_t deferred_until;
     int ping_timer;             /* every links.probe_timeout / 3; remade when a reload changes it */
     uint32_t unhandshaken[256]; /* fds accepted, no handshake yet */
     size_t unhandshaken_count;

@@ -33,6 +33,10 @@ struct cohort_session {
     size_t count;
     size_t bytes;
     size_t max_bytes;
+    /* Room promised ahead (cohort_session_reserve): plain sends see the
+     * window as this much fuller; reserved sends use it up. */
+    size_t reserved;
+    size_t reserved_bytes;
     int64_t rto;
     int64_t rto_min;
     int64_t rto_max;
@@ -119,19 +123,20 @@ void cohort_session_set_limits(cohort_session_t *self, size_t max_unacked, size_
     self->head = 0;
 }
 
-int cohort_session_send(cohort_session_t *self, uint8_t **body_p, size_t len, int64_t now,
-                        uint64_t *stream, uint64_t *seq)
+/* Queues body in the ring, growing it when reserved sends (or a lowered
+ * limit) take it past its size. */
+static void s_queue(cohort_session_t *self, uint8_t **body_p, size_t len, int64_t now,
+                    uint64_t *stream, uint64_t *seq)
 {
-    assert(self);
-    assert(body_p);
-    assert(*body_p || len == 0);
-    assert(stream && seq);
-    /* Written as a subtraction so a huge len cannot wrap the sum; bytes
-     * may be over max_bytes after cohort_session_set_limits lowered it. */
-    if (self->count >= self->limit || self->bytes > self->max_bytes ||
-        len > self->max_bytes - self->bytes) {
-        self->stats.send_refused++;
-        return -1;
+    if (self->count == self->cap) {
+        size_t cap = self->cap * 2;
+        s_slot_t *ring = cohort_calloc(cap, sizeof *ring);
+        for (size_t i = 0; i < self->count; i++)
+            ring[i] = *s_slot(self, i);
+        free(self->ring);
+        self->ring = ring;
+        self->cap = cap;
+        self->head = 0;
     }
     self->ring[(self->head + self->count) % self->cap] =
         (s_slot_t){.body = *body_p, .len = len, .sent_at = now};
@@ -141,7 +146,63 @@ int cohort_session_send(cohort_session_t *self, uint8_t **body_p, size_t len, in
     *stream = self->tx_stream;
     *seq = self->next_seq++;
     self->stats.sent++;
+}
+
+size_t cohort_session_room(const cohort_session_t *self, size_t *bytes)
+{
+    assert(self);
+    size_t used = self->count + self->reserved;
+    size_t used_bytes = self->bytes + self->reserved_bytes;
+    if (bytes)
+        *bytes = used_bytes < self->max_bytes ? self->max_bytes - used_bytes : 0;
+    return used < self->limit ? self->limit - used : 0;
+}
+
+void cohort_session_reserve(cohort_session_t *self, size_t msgs, size_t bytes)
+{
+    size_t room_bytes = 0;
+    assert(msgs <= cohort_session_room(self, &room_bytes));
+    assert(bytes <= room_bytes);
+    self->reserved += msgs;
+    self->reserved_bytes += bytes;
+}
+
+void cohort_session_unreserve(cohort_session_t *self, size_t msgs, size_t bytes)
+{
+    assert(self);
+    self->reserved -= msgs < self->reserved ? msgs : self->reserved;
+    self->reserved_bytes -= bytes < self->reserved_bytes ? bytes : self->reserved_bytes;
+}
+
+int cohort_session_send(cohort_session_t *self, uint8_t **body_p, size_t len, int64_t now,
+                        uint64_t *stream, uint64_t *seq)
+{
+    assert(self);
+    assert(body_p);
+    assert(*body_p || len == 0);
+    assert(stream && seq);
+    /* Compared with the room left so a huge len cannot wrap a sum; bytes
+     * may be over max_bytes after cohort_session_set_limits lowered it. */
+    size_t room_bytes = 0;
+    if (cohort_session_room(self, &room_bytes) == 0 ||
+        self->bytes + self->reserved_bytes > self->max_bytes || len > room_bytes) {
+        self->stats.send_refused++;
+        return -1;
+    }
+    s_queue(self, body_p, len, now, stream, seq);
     return 0;
+}
+
+void cohort_session_send_reserved(cohort_session_t *self, uint8_t **body_p, size_t len,
+                                  bool reserved, int64_t now, uint64_t *stream, uint64_t *seq)
+{
+    assert(self);
+    assert(body_p);
+    assert(*body_p || len == 0);
+    assert(stream && seq);
+    if (reserved)
+        cohort_session_unreserve(self, 1, len);
+    s_queue(self, body_p, len, now, stream, seq);
 }
 
 size_t cohort_session_ack(cohort_session_t *self, uint64_t stream, uint64_t upto)

@@ -100,6 +100,32 @@ void cohort_session_set_limits(cohort_session_t *self, size_t max_unacked,
 int cohort_session_send(cohort_session_t *self, uint8_t **body_p, size_t len, int64_t now,
                         uint64_t *stream, uint64_t *seq);
 
+/* Room for new plain sends: how many more messages the window takes (0
+ * when full), and in *bytes (may be NULL) how many more body bytes. Both
+ * leave out what is reserved. */
+size_t cohort_session_room(const cohort_session_t *self, size_t *bytes);
+
+/* Promises room for msgs more messages of bytes body bytes in all (at most
+ * cohort_session_room), to be used by cohort_session_send_reserved: until
+ * then plain sends see the window that much fuller. For a sender that
+ * must know a message will be taken before it hands it over (the node
+ * grants this room to its front as send credit). */
+void cohort_session_reserve(cohort_session_t *self, size_t msgs, size_t bytes);
+
+/* Gives back reserved room that will not be used; more than is reserved
+ * just clears the reservation. */
+void cohort_session_unreserve(cohort_session_t *self, size_t msgs, size_t bytes);
+
+/* Queues one reliable message into room reserved before: as
+ * cohort_session_send, but never refused, even when the limits were
+ * lowered since the room was reserved. With reserved true it takes one
+ * message and len bytes off the reservation (or what is left of it); false
+ * is for a message sent on a promise that cohort_session_unreserve has
+ * since taken back (it was on its way when the promise was revoked): it
+ * counts as sent before the revocation and is queued all the same. */
+void cohort_session_send_reserved(cohort_session_t *self, uint8_t **body_p, size_t len,
+                                  bool reserved, int64_t now, uint64_t *stream, uint64_t *seq);
+
 /* Cumulative ack from the peer: frees every message of the current stream
  * with seq <= upto, and if that freed anything resets the timeout to
  * rto_min. An ack for another stream, or naming a seq never sent on this

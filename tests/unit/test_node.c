@@ -568,6 +568,93 @@ static void test_reload_puts_reloadable_keys_in_force_and_a_bad_file_changes_not
     free(path);
 }
 
+/* alpha's view of peer `name` */
+static Cohort__Api__Peer s_peer(fixture_t *f, const char *name)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(cohort_info(f->nodes[ALPHA], "peers", &buf, &len), COHORT_OK);
+    Cohort__Api__Response *resp = cohort__api__response__unpack(NULL, len, buf);
+    assert_non_null(resp);
+    Cohort__Api__Peer out = COHORT__API__PEER__INIT;
+    for (size_t i = 0; i < resp->n_peers; i++)
+        if (!strcmp(resp->peers[i]->name, name))
+            out = *resp->peers[i];
+    out.name = out.site = out.fingerprint = out.state = out.link = out.reason = out.via =
+        out.roles = NULL; /* freed below */
+    cohort__api__response__free_unpacked(resp, NULL);
+    free(buf);
+    return out;
+}
+
+static void test_a_burst_of_sends_is_coalesced_and_a_lone_one_leaves_at_once(void **state)
+{
+    fixture_t *f = *state;
+    enum { BURST = 3000 };
+    uint64_t frames = s_peer(f, "beta").msgs_out;
+    for (int i = 0; i < BURST; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "%06d", i);
+        cohort_msg_t *m = cohort_msg_new("burst", text, 6);
+        assert_int_equal(cohort_send(f->nodes[ALPHA], "beta", &m, 0), COHORT_OK);
+    }
+    /* every one, once, in order */
+    for (int i = 0; i < BURST; i++) {
+        cohort_msg_t *m = s_next(f->nodes[BETA], 5000);
+        assert_non_null(m);
+        char want[16];
+        snprintf(want, sizeof want, "%06d", i);
+        size_t len = 0;
+        const char *got = cohort_msg_payload(m, &len);
+        if (len != 6 || memcmp(got, want, 6))
+            fail_msg("message %d of the burst came as '%.6s'", i, len == 6 ? got : "");
+        cohort_msg_destroy(&m);
+    }
+    /* The sender outruns its node: some went out several to a frame. */
+    uint64_t burst_frames = s_peer(f, "beta").msgs_out - frames;
+    print_message("%d messages in %llu frames\n", BURST, (unsigned long long)burst_frames);
+    assert_true(burst_frames < BURST);
+    /* A lone message waits for no timer (the resend timer is 200 ms) */
+    int64_t start = zclock_mono();
+    cohort_msg_t *m = cohort_msg_new("lone", "x", 1);
+    assert_int_equal(cohort_send(f->nodes[ALPHA], "beta", &m, 0), COHORT_OK);
+    m = s_next(f->nodes[BETA], 1000);
+    int64_t took = zclock_mono() - start;
+    assert_non_null(m);
+    assert_string_equal(cohort_msg_subject(m), "lone");
+    cohort_msg_destroy(&m);
+    if (took >= 150)
+        fail_msg("a lone message took %lld ms", (long long)took);
+    assert_null(s_next(f->nodes[BETA], 200));
+}
+
+static void test_pipelined_sends_still_report_a_full_queue_exactly(void **state)
+{
+    fixture_t *f = *state;
+    /* rogue never acks: its window (limits.send_queue, 10000) fills */
+    uint32_t queued = s_peer(f, "rogue").unacked;
+    uint64_t full_before = s_counters(f).queue_full;
+    uint32_t accepted = 0;
+    cohort_status_t st = COHORT_OK;
+    while (accepted <= 10000 && (st = s_send_bytes(f, "rogue", 8)) == COHORT_OK)
+        accepted++;
+    assert_int_equal(st, COHORT_QUEUE_FULL);
+    /* Credit never took more than the window holds, nor refused early. */
+    assert_int_equal(accepted + queued, 10000);
+    assert_int_equal(s_peer(f, "rogue").unacked, 10000);
+    assert_int_equal(s_send_bytes(f, "rogue", 8), COHORT_QUEUE_FULL);
+    assert_int_equal(s_counters(f).queue_full, full_before + 2);
+    /* and the wait: up to the timeout, then QUEUE_FULL all the same */
+    uint8_t payload[8] = {0};
+    cohort_msg_t *m = cohort_msg_new("reload", payload, sizeof payload);
+    int64_t start = zclock_mono();
+    assert_int_equal(cohort_send(f->nodes[ALPHA], "rogue", &m, 100), COHORT_QUEUE_FULL);
+    assert_true(zclock_mono() - start >= 100);
+    /* other peers are not held up by it */
+    assert_int_equal(s_send_bytes(f, "beta", 100), COHORT_OK);
+    s_expect_at_beta(f, 100);
+}
+
 static void test_a_node_that_leaves_is_seen_as_left_not_failed(void **state)
 {
     fixture_t *f = *state;
@@ -601,6 +688,8 @@ int main(void)
         cmocka_unit_test(test_site_local_provider_is_preferred_over_a_remote_one),
         cmocka_unit_test(test_pollable_fd_signals_incoming_messages),
         cmocka_unit_test(test_reload_puts_reloadable_keys_in_force_and_a_bad_file_changes_nothing),
+        cmocka_unit_test(test_a_burst_of_sends_is_coalesced_and_a_lone_one_leaves_at_once),
+        cmocka_unit_test(test_pipelined_sends_still_report_a_full_queue_exactly),
         cmocka_unit_test(test_a_node_that_leaves_is_seen_as_left_not_failed),
     };
     return cmocka_run_group_tests_name("node", tests, setup, teardown);

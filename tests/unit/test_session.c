@@ -159,6 +159,66 @@ static void test_raised_limits_take_more_at_once(void **state)
     cohort_session_destroy(&s);
 }
 
+static void test_reserved_room_is_kept_from_plain_sends_and_used_by_reserved_ones(void **state)
+{
+    (void)state;
+    cohort_session_t *s = cohort_session_new(STREAM, 4, 100, 100, 1000);
+    size_t bytes = 0;
+    assert_int_equal(cohort_session_room(s, &bytes), 4);
+    assert_int_equal(bytes, 100);
+    cohort_session_reserve(s, 3, 60);
+    assert_int_equal(cohort_session_room(s, &bytes), 1);
+    assert_int_equal(bytes, 40);
+    /* A plain send may not take the reserved room: bytes, then messages. */
+    uint8_t *body = s_body('x', 41);
+    uint64_t stream = 0, seq = 0;
+    assert_int_equal(cohort_session_send(s, &body, 41, 1000, &stream, &seq), -1);
+    free(body);
+    s_send_ok(s, 'a', 10, 1000, STREAM, 1);
+    body = s_body('x', 1);
+    assert_int_equal(cohort_session_send(s, &body, 1, 1000, &stream, &seq), -1);
+    assert_int_equal(s_stats(s).send_refused, 2);
+    /* Reserved sends take it, in order with the plain ones. */
+    for (uint64_t k = 2; k <= 4; k++) {
+        uint8_t *b = s_body((uint8_t)('a' + k - 1), 20);
+        cohort_session_send_reserved(s, &b, 20, true, 1000, &stream, &seq);
+        assert_null(b);
+        assert_int_equal(seq, k);
+    }
+    assert_int_equal(cohort_session_room(s, &bytes), 0);
+    /* Limits lowered under a reservation: reserved sends are still taken
+     * (the ring grows), plain ones are not. */
+    assert_int_equal(cohort_session_ack(s, STREAM, 4), 4);
+    cohort_session_reserve(s, 4, 4);
+    cohort_session_set_limits(s, 1, 100);
+    assert_int_equal(cohort_session_room(s, NULL), 0);
+    assert_int_equal(cohort_session_send(s, &body, 1, 1000, &stream, &seq), -1);
+    for (uint64_t k = 5; k <= 8; k++) {
+        uint8_t *b = s_body((uint8_t)('a' + k - 1), 1);
+        cohort_session_send_reserved(s, &b, 1, true, 1000, &stream, &seq);
+        assert_int_equal(seq, k);
+    }
+    recorder_t rec = {.count = 0};
+    assert_int_equal(cohort_session_resend_all(s, 1100, s_record, &rec), 4);
+    for (size_t i = 0; i < 4; i++)
+        s_expect_emitted(&rec, i, STREAM, 5 + i, (uint8_t)('e' + i));
+    /* Unused room given back is free again. */
+    assert_int_equal(cohort_session_ack(s, STREAM, 8), 4);
+    cohort_session_reserve(s, 1, 50);
+    cohort_session_unreserve(s, 5, 500);
+    assert_int_equal(cohort_session_room(s, &bytes), 1);
+    assert_int_equal(bytes, 100);
+    /* A revoked promise still queues, without touching new reservations. */
+    cohort_session_reserve(s, 1, 10);
+    uint8_t *late = s_body('z', 5);
+    cohort_session_send_reserved(s, &late, 5, false, 1000, &stream, &seq);
+    assert_int_equal(seq, 9);
+    assert_int_equal(cohort_session_room(s, &bytes), 0);
+    cohort_session_unreserve(s, 1, 10);
+    free(body);
+    cohort_session_destroy(&s);
+}
+
 static void test_byte_budget_refuses_send_without_side_effect(void **state)
 {
     (void)state;
@@ -868,6 +928,7 @@ int main(void)
         cmocka_unit_test(test_byte_budget_refuses_send_without_side_effect),
         cmocka_unit_test(test_lowered_limits_keep_what_is_queued_and_refuse_new_sends),
         cmocka_unit_test(test_raised_limits_take_more_at_once),
+        cmocka_unit_test(test_reserved_room_is_kept_from_plain_sends_and_used_by_reserved_ones),
         cmocka_unit_test(test_ack_for_other_stream_or_unsent_seq_is_ignored),
         cmocka_unit_test(test_send_numbers_from_one_in_the_given_stream),
         cmocka_unit_test(test_cumulative_ack_frees_messages_up_to_seq),
