@@ -416,6 +416,8 @@ def bad_requests_get_the_nodes_error():
 def events_see_a_member_leave_and_clients_of_a_stopped_node_are_told():
     with cohort.Client(API["alpha"]) as a, cohort.Client(API["gamma"]) as g:
         g.subscribe("x.>")
+        # a generator runs only when iterated: turn events on before the kill
+        list(a.events(timeout=0.2))
         events = a.events(timeout=15)
         eq("nothing yet", None, a.recv(timeout=0.2))
         with open(os.environ["GAMMA_PID"]) as f:
