@@ -1235,7 +1235,13 @@ static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
     assert(op == COHORT_NODE_CMD_SEND);
     int code = COHORT__API__CODE__OK;
     const char *why = "";
-    if (!strcmp(node, self->cfg->node_name)) {
+    Cohort__Wire__Message *mine = NULL;
+    if (!strcmp(node, self->cfg->node_name) &&
+        (mine = cohort__wire__message__unpack(NULL, len, body)) &&
+        mine->kind == COHORT__WIRE__MESSAGE__KIND__REPLY) {
+        /* the reply to a request this node served for itself */
+        s_handle_message(self, &(node_peer_t){.name = self->cfg->node_name}, mine);
+    } else if (!strcmp(node, self->cfg->node_name)) {
         zmq_msg_t out;
         zmq_msg_init_size(&out, len);
         memcpy(zmq_msg_data(&out), body, len);
@@ -1247,7 +1253,8 @@ static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
         code = COHORT__API__CODE__TOO_LARGE;
         why = "message larger than limits.max_message_size";
     } else {
-        /* The front encoded it as a unicast Message: it goes as it is. */
+        /* The front encoded it as a Message (a unicast or a reply): it
+         * goes as it is. */
         copy = cohort_malloc(len ? len : 1);
         memcpy(copy, body, len);
         const uint8_t *kept = copy;
@@ -1261,6 +1268,8 @@ static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
             node_emit_data(pair, stream, seq, kept, len);
         }
     }
+    if (mine)
+        cohort__wire__message__free_unpacked(mine, NULL);
     /* Pacing: a sender that outruns the link waits (briefly) for acks
      * before its answer, so what is in flight stays well inside the resend
      * timeout; it learns nothing else from the wait. */
@@ -1352,7 +1361,9 @@ static int s_cmd_interest(node_t *self, const char *verb, zmsg_t *cmd)
     return 0;
 }
 
-static int s_cmd_call(node_t *self, zmsg_t *cmd)
+/* CALL answers at once (always OK: the outcome is a delivery); CALLNA,
+ * the same, does not answer at all, so the front need not wait. */
+static int s_cmd_call(node_t *self, zmsg_t *cmd, bool answer)
 {
     char *id_text = zmsg_popstr(cmd), *service = zmsg_popstr(cmd);
     zframe_t *frame = zmsg_pop(cmd);
@@ -1360,7 +1371,8 @@ static int s_cmd_call(node_t *self, zmsg_t *cmd)
     node_msg_t *msg = s_frame_msg(frame);
     uint64_t id = id_text ? strtoull(id_text, NULL, 10) : 0;
     long timeout = timeout_text ? strtol(timeout_text, NULL, 10) : 0;
-    s_reply(self, COHORT__API__CODE__OK, ""); /* accepted; the outcome is a delivery */
+    if (answer)
+        s_reply(self, COHORT__API__CODE__OK, ""); /* accepted; the outcome is a delivery */
     if (!msg || !service || !cohort_subject_valid(service)) {
         s_fail_call(self, id, service ? service : "", COHORT__API__CODE__INVALID,
                     "service name must be dot-separated tokens without wildcards");
@@ -1617,8 +1629,8 @@ static int s_dispatch(node_t *self, char *verb, zmsg_t *cmd)
     } else if (!strcmp(verb, "SUB") || !strcmp(verb, "UNSUB") || !strcmp(verb, "SERVE") ||
                !strcmp(verb, "UNSERVE")) {
         rc = s_cmd_interest(self, verb, cmd);
-    } else if (!strcmp(verb, "CALL")) {
-        rc = s_cmd_call(self, cmd);
+    } else if (!strcmp(verb, "CALL") || !strcmp(verb, "CALLNA")) {
+        rc = s_cmd_call(self, cmd, !strcmp(verb, "CALL"));
     } else if (!strcmp(verb, "REPLY")) {
         rc = s_cmd_reply(self, cmd);
     } else if (!strcmp(verb, "STATUS")) {
