@@ -380,12 +380,15 @@ static void s_credit_keep(cohort_t *self, const char *node, const char *text)
  * has reserved the room, so nothing sent on credit can be refused. Without
  * credit (or for a message it does not cover) the send waits for the
  * node's answer, which says how much credit comes next. */
-cohort_status_t cohort_send(cohort_t *self, const char *node, cohort_msg_t **msg_p, int timeout_ms)
+static cohort_status_t s_send(cohort_t *self, const char *node, cohort_msg_t **msg_p,
+                              int timeout_ms, cohort_msg_kind_t kind, uint64_t request_id)
 {
     assert(self && node && msg_p && *msg_p);
     s_wire_t w;
-    s_wire(&w, *msg_p, COHORT_MSG_UNICAST);
+    s_wire(&w, *msg_p, kind);
     Cohort__Wire__Message *m = &w.m;
+    if (kind == COHORT_MSG_REPLY)
+        m->request_id = request_id;
     size_t len = cohort__wire__message__get_packed_size(m);
     void *actor = zsock_resolve(self->actor);
     s_credit_t *c = s_credit(self, node);
@@ -437,6 +440,11 @@ out:
     free(w.spill);
     cohort_msg_destroy(msg_p);
     return st;
+}
+
+cohort_status_t cohort_send(cohort_t *self, const char *node, cohort_msg_t **msg_p, int timeout_ms)
+{
+    return s_send(self, node, msg_p, timeout_ms, COHORT_MSG_UNICAST, 0);
 }
 
 cohort_status_t cohort_publish(cohort_t *self, cohort_msg_t **msg_p, unsigned *recipients)
@@ -495,11 +503,12 @@ cohort_status_t cohort_request_async(cohort_t *self, const char *service, cohort
     char id_text[32], timeout_text[32];
     snprintf(id_text, sizeof id_text, "%llu", (unsigned long long)id);
     snprintf(timeout_text, sizeof timeout_text, "%d", timeout_ms > 0 ? timeout_ms : 5000);
-    zsock_send(self->actor, "sssfs", "CALL", id_text, service, frame, timeout_text);
+    /* the node's answer would always be OK: the outcome is a delivery */
+    zsock_send(self->actor, "sssfs", "CALLNA", id_text, service, frame, timeout_text);
     zframe_destroy(&frame);
     if (request_id)
         *request_id = id;
-    return s_result(self, NULL, 0);
+    return COHORT_OK;
 }
 
 static char *s_part_str(zmq_msg_t *part)
@@ -593,13 +602,13 @@ cohort_status_t cohort_request(cohort_t *self, const char *service, cohort_msg_t
 cohort_status_t cohort_reply(cohort_t *self, const cohort_msg_t *request, cohort_msg_t **reply_p)
 {
     assert(self && request && reply_p && *reply_p);
-    zframe_t *frame = s_encode(*reply_p, COHORT_MSG_REPLY);
-    cohort_msg_destroy(reply_p);
-    char rid[32];
-    snprintf(rid, sizeof rid, "%llu", (unsigned long long)request->request_id);
-    zsock_send(self->actor, "sssf", "REPLY", request->sender, rid, frame);
-    zframe_destroy(&frame);
-    return s_result(self, NULL, 0);
+    /* A reply is a unicast of kind REPLY: on credit it waits for nothing
+     * (the node sees to one to itself, node.c). */
+    if (!request->sender) {
+        cohort_msg_destroy(reply_p);
+        return COHORT_INVALID;
+    }
+    return s_send(self, request->sender, reply_p, 0, COHORT_MSG_REPLY, request->request_id);
 }
 
 cohort_msg_t *cohort_recv(cohort_t *self, int timeout_ms)

@@ -106,6 +106,7 @@ static int s_send_relayed(node_t *self, node_peer_t *p, node_peer_t *via, const 
     relay.to = p->name;
     relay.sealed.data = sealed;
     relay.sealed.len = sealed_len;
+    relay.count = self->tx_msgs > 1 ? self->tx_msgs : 0;
     env.body_case = COHORT__WIRE__ENVELOPE__BODY_RELAY;
     env.relay = &relay;
     uint8_t *wire = NULL;
@@ -478,7 +479,10 @@ static bool s_policy_allows(node_t *self, const char *a, const char *b)
     return true;
 }
 
-static bool s_quota_ok(node_t *self, node_peer_t *from, node_peer_t *to, size_t len)
+/* Counts `msgs` messages (what the frame says it carries, at least one: a
+ * sender cannot pass more by claiming fewer, as the receiver drops a
+ * sealed Batch holding more than claimed) and `len` bytes. */
+static bool s_quota_ok(node_t *self, node_peer_t *from, node_peer_t *to, size_t len, uint64_t msgs)
 {
     if (!from->quota)
         from->quota = cohort_calloc(self->peer_count, sizeof *from->quota);
@@ -488,10 +492,11 @@ static bool s_quota_ok(node_t *self, node_peer_t *from, node_peer_t *to, size_t 
         q->window = now;
         q->bytes = q->frames = 0;
     }
-    if (q->bytes + len > self->cfg->relay_pair_bytes || q->frames + 1 > self->cfg->relay_pair_msgs)
+    if (q->bytes + len > self->cfg->relay_pair_bytes ||
+        q->frames + msgs > self->cfg->relay_pair_msgs)
         return false;
     q->bytes += len;
-    q->frames++;
+    q->frames += msgs;
     return true;
 }
 
@@ -505,7 +510,7 @@ static void s_forward(node_t *self, node_peer_t *from, Cohort__Wire__Relay *r)
         why = "unknown-target";
     else if (!s_policy_allows(self, from->site, to->site))
         why = "policy";
-    else if (!s_quota_ok(self, from, to, r->sealed.len))
+    else if (!s_quota_ok(self, from, to, r->sealed.len, r->count > 1 ? r->count : 1))
         why = "quota";
     if (why) {
         self->relay_dropped++;
@@ -518,6 +523,7 @@ static void s_forward(node_t *self, node_peer_t *from, Cohort__Wire__Relay *r)
     out.to = to->name;
     out.from = from->name; /* who the handshake says it is, never what it says */
     out.sealed = r->sealed;
+    out.count = r->count;
     env.body_case = COHORT__WIRE__ENVELOPE__BODY_RELAY;
     env.relay = &out;
     uint8_t *wire = NULL;
@@ -563,6 +569,16 @@ static void s_on_relay(node_t *self, node_peer_t *from, Cohort__Wire__Relay *r)
     node_env_t *inner = NULL;
     if (cohort_wire_decode(plain, plain_len, self->cfg->max_message_size + 1024, &inner, &err) ==
         0) {
+        if (inner->body_case == COHORT__WIRE__ENVELOPE__BODY_BATCH &&
+            inner->batch->n_data > (r->count > 1 ? r->count : 1)) {
+            /* more than the relay was told (and counted against the quota) */
+            self->seal_rejected++;
+            COHORT_LOG(COHORT_LOG_WARN, "relay.rejected from=%s via=%s reason=count", origin->name,
+                       from->name);
+            cohort_wire_free(&inner);
+            free(plain);
+            return;
+        }
         origin->msgs_in++;
         origin->bytes_in += plain_len;
         node_handle_envelope(self, origin, inner, COHORT_RUNG_RELAYED, from);

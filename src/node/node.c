@@ -117,9 +117,21 @@ int node_transmit_env(node_t *self, node_peer_t *p, node_env_t *env)
     uint8_t *buf = NULL;
     size_t len = 0;
     cohort_wire_encode(env, &buf, &len);
+    self->tx_msgs =
+        env->body_case == COHORT__WIRE__ENVELOPE__BODY_BATCH ? (uint32_t)env->batch->n_data : 1;
     int rc = links_transmit(self, p, buf, len);
+    self->tx_msgs = 0;
     free(buf);
     return rc;
+}
+
+/* Credit in bytes to a node (pacing starts at twice that): smaller through
+ * a relay, whose two hops queue more per byte in flight, so acks would
+ * otherwise come later than the resend timeout. */
+static size_t s_credit_bytes(const node_peer_t *p)
+{
+    return p->ladder.active == COHORT_RUNG_RELAYED ? S_CREDIT_BYTES / S_RELAY_CREDIT_DIV
+                                                   : S_CREDIT_BYTES;
 }
 
 /* Sends what waits in p's batch: one Data alone as it is, more as one
@@ -168,10 +180,13 @@ void node_emit_data(void *arg, uint64_t stream, uint64_t seq, const uint8_t *bod
     node_peer_t *p = pair[1];
     /* While a round of front commands is read, Data waits to leave with
      * the others of that round (s_on_pipe flushes when the round ends, so
-     * a lone message leaves at once). Large ones gain nothing by it; nor
-     * do relayed ones, as relays count their per-pair message quotas in
-     * frames. */
-    if (self->batching && len <= S_BATCH_BYTES / 4 && p->ladder.active != COHORT_RUNG_RELAYED) {
+     * a lone message leaves at once). Large ones gain nothing by it.
+     * Relayed ones go batched too (the Relay header says how many for the
+     * relay's per-pair message quota), but not when resent: a batch more
+     * than a pair's quota never passes the relay, so a resend goes one
+     * message a frame and gets through at the quota's pace. */
+    if (self->batching && len <= S_BATCH_BYTES / 4 &&
+        !(self->resending && p->ladder.active == COHORT_RUNG_RELAYED)) {
         if (p->batch_count == S_BATCH_MAX || p->batch_bytes + len > S_BATCH_BYTES)
             s_batch_flush(self, p);
         if (!p->batch)
@@ -1073,6 +1088,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     int64_t now = node_now();
     /* A go-back-N resend goes batched too: nothing acks in between. */
     self->batching = true;
+    self->resending = true;
     for (size_t i = 0; i < self->peer_count; i++) {
         node_peer_t *p = &self->peers[i];
         void *pair[2] = {self, p};
@@ -1081,6 +1097,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
         cohort_session_resend_due(p->session, now, node_emit_data, pair);
     }
     s_batch_flush_all(self);
+    self->resending = false;
     for (size_t i = 0; i < self->pending_count;) {
         if (now >= self->pending[i].deadline) {
             s_fail_call(self, self->pending[i].id, self->pending[i].service,
@@ -1154,7 +1171,8 @@ static void s_answer_send(node_t *self, node_peer_t *p, int code, const char *wh
         cohort_session_stats_t ss;
         cohort_session_stats(p->session, &ss);
         size_t room = cohort_session_room(p->session, &grant_bytes);
-        size_t budget = ss.unacked_bytes < S_CREDIT_BYTES ? S_CREDIT_BYTES - ss.unacked_bytes : 0;
+        size_t cap = s_credit_bytes(p);
+        size_t budget = ss.unacked_bytes < cap ? cap - ss.unacked_bytes : 0;
         grant = (uint32_t)(room < S_CREDIT_MSGS ? room : S_CREDIT_MSGS);
         if (grant_bytes > budget)
             grant_bytes = budget;
@@ -1217,7 +1235,13 @@ static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
     assert(op == COHORT_NODE_CMD_SEND);
     int code = COHORT__API__CODE__OK;
     const char *why = "";
-    if (!strcmp(node, self->cfg->node_name)) {
+    Cohort__Wire__Message *mine = NULL;
+    if (!strcmp(node, self->cfg->node_name) &&
+        (mine = cohort__wire__message__unpack(NULL, len, body)) &&
+        mine->kind == COHORT__WIRE__MESSAGE__KIND__REPLY) {
+        /* the reply to a request this node served for itself */
+        s_handle_message(self, &(node_peer_t){.name = self->cfg->node_name}, mine);
+    } else if (!strcmp(node, self->cfg->node_name)) {
         zmq_msg_t out;
         zmq_msg_init_size(&out, len);
         memcpy(zmq_msg_data(&out), body, len);
@@ -1229,7 +1253,8 @@ static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
         code = COHORT__API__CODE__TOO_LARGE;
         why = "message larger than limits.max_message_size";
     } else {
-        /* The front encoded it as a unicast Message: it goes as it is. */
+        /* The front encoded it as a Message (a unicast or a reply): it
+         * goes as it is. */
         copy = cohort_malloc(len ? len : 1);
         memcpy(copy, body, len);
         const uint8_t *kept = copy;
@@ -1243,12 +1268,14 @@ static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
             node_emit_data(pair, stream, seq, kept, len);
         }
     }
+    if (mine)
+        cohort__wire__message__free_unpacked(mine, NULL);
     /* Pacing: a sender that outruns the link waits (briefly) for acks
      * before its answer, so what is in flight stays well inside the resend
      * timeout; it learns nothing else from the wait. */
     cohort_session_stats_t ss;
     if (p && code == COHORT__API__CODE__OK &&
-        (cohort_session_stats(p->session, &ss), ss.unacked_bytes > S_INFLIGHT_MAX)) {
+        (cohort_session_stats(p->session, &ss), ss.unacked_bytes > 2 * s_credit_bytes(p))) {
         self->deferred = p;
         self->deferred_until = node_now() + S_PACE_MAX_MS;
         return;
@@ -1265,7 +1292,7 @@ static void s_deferred_answer(node_t *self, bool force)
         return;
     cohort_session_stats_t ss;
     cohort_session_stats(p->session, &ss);
-    if (!force && ss.unacked_bytes > S_CREDIT_BYTES)
+    if (!force && ss.unacked_bytes > s_credit_bytes(p))
         return;
     self->deferred = NULL;
     s_answer_send(self, p, COHORT__API__CODE__OK, "");
@@ -1334,7 +1361,9 @@ static int s_cmd_interest(node_t *self, const char *verb, zmsg_t *cmd)
     return 0;
 }
 
-static int s_cmd_call(node_t *self, zmsg_t *cmd)
+/* CALL answers at once (always OK: the outcome is a delivery); CALLNA,
+ * the same, does not answer at all, so the front need not wait. */
+static int s_cmd_call(node_t *self, zmsg_t *cmd, bool answer)
 {
     char *id_text = zmsg_popstr(cmd), *service = zmsg_popstr(cmd);
     zframe_t *frame = zmsg_pop(cmd);
@@ -1342,7 +1371,8 @@ static int s_cmd_call(node_t *self, zmsg_t *cmd)
     node_msg_t *msg = s_frame_msg(frame);
     uint64_t id = id_text ? strtoull(id_text, NULL, 10) : 0;
     long timeout = timeout_text ? strtol(timeout_text, NULL, 10) : 0;
-    s_reply(self, COHORT__API__CODE__OK, ""); /* accepted; the outcome is a delivery */
+    if (answer)
+        s_reply(self, COHORT__API__CODE__OK, ""); /* accepted; the outcome is a delivery */
     if (!msg || !service || !cohort_subject_valid(service)) {
         s_fail_call(self, id, service ? service : "", COHORT__API__CODE__INVALID,
                     "service name must be dot-separated tokens without wildcards");
@@ -1599,8 +1629,8 @@ static int s_dispatch(node_t *self, char *verb, zmsg_t *cmd)
     } else if (!strcmp(verb, "SUB") || !strcmp(verb, "UNSUB") || !strcmp(verb, "SERVE") ||
                !strcmp(verb, "UNSERVE")) {
         rc = s_cmd_interest(self, verb, cmd);
-    } else if (!strcmp(verb, "CALL")) {
-        rc = s_cmd_call(self, cmd);
+    } else if (!strcmp(verb, "CALL") || !strcmp(verb, "CALLNA")) {
+        rc = s_cmd_call(self, cmd, !strcmp(verb, "CALL"));
     } else if (!strcmp(verb, "REPLY")) {
         rc = s_cmd_reply(self, cmd);
     } else if (!strcmp(verb, "STATUS")) {
@@ -1699,6 +1729,9 @@ static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
     int maxmsg = (int)(self->cfg->max_message_size + S_FRAME_SLACK);
     zmq_setsockopt(self->router, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    /* as the dealers: a relay forwards bursts through here */
+    int hwm = 10000;
+    zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     zmq_setsockopt(self->router, ZMQ_CURVE_SERVER, &one, sizeof one);
     zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, self->secret_key, COHORT_KEY_LEN);

@@ -16,10 +16,12 @@
  *
  * Pipe protocol (front -> actor; every command gets one reply message whose
  * first frame is the decimal status code (cohort.api.Code) and second frame an
- * error text, except the binary SEND commands below):
+ * error text, except CALLNA and the binary SEND commands below):
  *   PUB msg          SUB pattern    UNSUB pattern
  *   SERVE service            UNSERVE service  CALL id service msg timeout_ms
  *   REPLY node request_id msg                 STATUS         PEERS
+ *   CALLNA id service msg timeout_ms  (CALL without the reply, which would
+ *          always be OK: the outcome is a delivery)
  *   INBOX  (reply frame 3: the inbox endpoint to connect a PAIR to)
  *   ROSTER source roster signature   (source "push" or "file"; reply frames
  *          3 and 4: the refusal reason code, "" when applied, and the serial
@@ -33,7 +35,8 @@
  *
  * Unicast sends are binary, one frame each (COHORT_NODE_CMD_*: a header of
  * COHORT_NODE_CMD_HEAD bytes, the node name and a NUL, the encoded
- * cohort.wire.Message), so that a stream of them costs no reply each:
+ * cohort.wire.Message, a unicast or a reply), so that a stream of them
+ * costs no reply each (REPLY remains for other fronts):
  *   SEND    answered like the others, plus a frame "msgs bytes max epoch":
  *           send credit for that node. The actor reserves that much room in
  *           the peer's session (overlay/session.h), so the front may send

@@ -40,7 +40,9 @@
 #define S_CREDIT_BYTES (4 * 1024 * 1024)
 /* Pacing: past this many unacked bytes to a node, the answer to a SEND
  * waits for acks to bring it under S_CREDIT_BYTES, at most S_PACE_MAX_MS. */
-#define S_INFLIGHT_MAX (8 * 1024 * 1024)
+#define S_INFLIGHT_MAX (2 * S_CREDIT_BYTES)
+/* ... both divided by this through a relay */
+#define S_RELAY_CREDIT_DIV 4
 #define S_PACE_MAX_MS 20
 /* Data envelopes coalesced into one Batch frame per peer and flush: far
  * under any sane limits.max_message_size, so a batch is never refused
@@ -60,8 +62,8 @@ typedef Cohort__Wire__Envelope node_env_t;
 typedef Cohort__Wire__Message node_msg_t;
 
 typedef struct node_quota {
-    int64_t window; /* start of the current one-second window */
-    uint64_t bytes, frames;
+    int64_t window;         /* start of the current one-second window */
+    uint64_t bytes, frames; /* frames: messages (Relay.count), at least 1 a frame */
 } node_quota_t;
 
 /* roster_sync.c: what a node keeps per peer for live roster changes. */
@@ -178,6 +180,8 @@ typedef struct {
     _Atomic uint64_t *credit_epoch_shared;
     _Atomic uint64_t credit_epoch_own; /* when the front gave none */
     bool batching;                     /* emitted Data waits for s_batch_flush_all */
+    bool resending;                    /* go-back-N from the tick: relayed Data leaves alone */
+    uint32_t tx_msgs;                  /* messages in the envelope being sent (Relay.count) */
     struct node_peer *deferred;        /* a SEND answer held back for pacing */
     int64_t deferred_until;
     int ping_timer;             /* every links.probe_timeout / 3; remade when a reload changes it */

@@ -260,7 +260,8 @@ static int64_t s_overload_one_pair(cluster_t *c, int within, int burst, size_t s
     assert_int_equal(s_recv_in_order(beta, "alpha", 0, within, size, 10000), within);
     s_stats_t r1 = s_stats(relay);
     assert_int_equal(r1.relay_dropped, r0.relay_dropped);
-    assert_true(r1.relay_frames >= r0.relay_frames + (uint64_t)within);
+    /* at least one frame: sent together they may share one (a Batch) */
+    assert_true(r1.relay_frames > r0.relay_frames);
 
     /* Over quota: the relay drops and counts, the session resends. */
     s_stats_t a1 = s_stats(alpha);
@@ -296,7 +297,8 @@ static void test_relay_caps_messages_per_pair_and_the_session_delivers_all(void 
     (void)state;
     cluster_t *c = s_quota_cluster("relay:\n  pair_messages_per_second: 20\n", 1);
     int64_t took = s_overload_one_pair(c, 4, 80, 32);
-    /* 80 frames, at most 20 per one-second window: a time span of T ms
+    /* 80 messages, at most 20 per one-second window (the quota counts
+     * the messages a relayed Batch says it carries): a time span of T ms
      * meets at most T/1000 + 2 windows (one already open), so no relay
      * passes them all in under 2 s. */
     if (took < 2000)
