@@ -73,12 +73,6 @@ void node_event(node_t *self, const char *type, const char *node, const char *re
         self->counters.delivery_dropped++;
 }
 
-/* True while the inbox takes another message without dropping it. */
-static bool s_inbox_has_room(node_t *self)
-{
-    return (zsock_events(self->inbox) & ZMQ_POLLOUT) != 0;
-}
-
 /* "D" sender body, straight on the socket: this runs once per message.
  * Takes body (initialised) and closes it. The inbox never blocks (a send
  * timeout of 0), and a message whose first frame was taken is taken
@@ -88,6 +82,7 @@ static void s_deliver_body(node_t *self, const char *sender, zmq_msg_t *body)
     void *inbox = zsock_resolve(self->inbox);
     if (zmq_send(inbox, "D", 1, ZMQ_SNDMORE) < 0) {
         self->counters.delivery_dropped++;
+        self->delivery_failed = true; /* a reliable Data takes it back */
         zmq_msg_close(body);
         return;
     }
@@ -760,12 +755,6 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
         break;
     case COHORT__WIRE__ENVELOPE__BODY_DATA: {
         Cohort__Wire__Data *d = env->data;
-        if (d->seq != 0 && !s_inbox_has_room(self)) {
-            /* The application is behind: not received, so not acked; the
-             * sender resends it later. Reliable means never acked and lost. */
-            self->counters.delivery_deferred++;
-            return;
-        }
         if (d->seq != 0) {
             cohort_session_verdict_t rx = cohort_session_receive(p->session, d->stream, d->seq);
             if (rx == COHORT_SESSION_DUPLICATE)
@@ -780,8 +769,17 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
                 cohort__wire__message__free_unpacked(msg, NULL);
             return;
         }
+        self->delivery_failed = false;
         s_handle_message(self, p, msg);
         cohort__wire__message__free_unpacked(msg, NULL);
+        if (self->delivery_failed && d->seq != 0) {
+            /* The application is behind (its inbox is full): not received,
+             * so not acked; the sender resends it later. Reliable means
+             * never acked and lost. */
+            cohort_session_unreceive(p->session, d->stream, d->seq);
+            self->counters.delivery_dropped--;
+            self->counters.delivery_deferred++;
+        }
         break;
     }
     case COHORT__WIRE__ENVELOPE__BODY_ACK:

@@ -204,6 +204,7 @@ typedef struct {
     int roster_timer;                       /* pending gossip: one-shot timer id, 0 none */
     struct node_roster_offer *roster_offer; /* newest roster a peer sent, not yet tried */
     uint64_t roster_applied, roster_rejected, roster_sent;
+    bool delivery_failed; /* the inbox refused the last delivery */
     /* members.c */
     cohort_swim_t *swim;
     uint64_t swim_rng;

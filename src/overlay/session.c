@@ -326,6 +326,15 @@ cohort_session_verdict_t cohort_session_receive(cohort_session_t *self, uint64_t
     return verdict;
 }
 
+void cohort_session_unreceive(cohort_session_t *self, uint64_t stream, uint64_t seq)
+{
+    assert(self);
+    if (seq == 0 || stream != self->rx_stream || seq != self->rx_upto)
+        return;
+    self->rx_upto = seq - 1;
+    self->stats.delivered--;
+}
+
 void cohort_session_ack_state(const cohort_session_t *self, uint64_t *stream, uint64_t *upto)
 {
     assert(self && stream && upto);

@@ -173,6 +173,12 @@ uint64_t cohort_session_stream(const cohort_session_t *self);
 cohort_session_verdict_t cohort_session_receive(cohort_session_t *self, uint64_t stream,
                                                 uint64_t seq);
 
+/* Takes back the DELIVER just returned for (stream, seq): the message
+ * could not be handed on after all, so it is not acknowledged and the
+ * peer's resend is delivered. No-op unless (stream, seq) is the last one
+ * delivered. */
+void cohort_session_unreceive(cohort_session_t *self, uint64_t stream, uint64_t seq);
+
 /* What to acknowledge: the current receive stream and the highest seq
  * delivered in it (both 0 before anything was delivered). */
 void cohort_session_ack_state(const cohort_session_t *self, uint64_t *stream, uint64_t *upto);
