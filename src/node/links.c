@@ -759,6 +759,7 @@ void links_tick(node_t *self)
             s_punch_close(self, p, true);
             p->reason = "punch-lost";
             s_update(self, p); /* demoted now, not at the next probe round */
+            now = node_now();  /* s_update read the clock: due times are from then */
         }
         bool direct =
             cohort_ladder_working(&p->ladder, COHORT_RUNG_DIRECT, now, self->cfg->probe_timeout_ms);

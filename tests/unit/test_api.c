@@ -16,7 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define S_WAIT 3000
+/* How long a test waits for what must come; COHORT_TEST_WAIT_MS stretches
+ * it (tests/valgrind.sh does). */
+#define S_WAIT s_wait_ms()
 /* protobuf-c string fields are `char *`; outgoing ones are only read. */
 #define S_STR(text) ((char *)(uintptr_t)(text))
 /* assert_non_null that the compiler knows does not return on NULL (cmocka's
@@ -43,6 +45,13 @@ typedef struct {
 } fixture_t;
 
 static fixture_t *s_f; /* for helpers; one fixture for the whole group */
+
+static int s_wait_ms(void)
+{
+    const char *env = getenv("COHORT_TEST_WAIT_MS");
+    int ms = env ? atoi(env) : 0;
+    return ms > 0 ? ms : 3000;
+}
 
 /* ---- the server thread ---- */
 
