@@ -11,46 +11,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 require_programs "$COHORTCTL" "$COHORTD"
 command -v curl >/dev/null || { echo "FAIL: curl is not installed (deploy/deps.sh test)" >&2; exit 1; }
 
-CTL=$COHORTCTL
 D=$COHORTD
 NAMES=(alpha beta gamma)
-declare -A PORT MPORT DIR PID API
-USED_PORTS=" "
-
-cleanup() {
-    local n end=$((SECONDS + 4))
-    for n in "${NAMES[@]}"; do
-        if [[ -n ${PID[$n]:-} ]]; then kill -TERM "${PID[$n]}" 2>/dev/null || true; fi
-    done
-    for n in "${NAMES[@]}"; do
-        while [[ -n ${PID[$n]:-} ]] && kill -0 "${PID[$n]}" 2>/dev/null && ((SECONDS < end)); do
-            sleep 0.05
-        done
-        if [[ -n ${PID[$n]:-} ]]; then kill -KILL "${PID[$n]}" 2>/dev/null || true; fi
-    done
-    wait 2>/dev/null || true
-    if [[ ${CLI_KEEP:-0} == 1 ]]; then echo "kept $CLI_TMP"; else rm -rf "$CLI_TMP"; fi
-}
-trap cleanup EXIT
-
-# free_port VAR: a TCP port nothing on this machine uses, not handed out yet.
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 40000))
-        [[ $USED_PORTS == *" $p "* ]] && continue
-        ss -Htan | awk '{print $4}' | grep -Eq "[:.]$p\$" && continue
-        USED_PORTS+="$p "
-        printf -v "$1" '%s' "$p"
-        return 0
-    done
-}
-
-ctl() { # ctl NODE ARGS...: cohortctl against NODE's API
-    local n=$1
-    shift
-    "$CTL" "$@" --api "${API[$n]}"
-}
+declare -A MPORT
+NODE_DAYS=90
+# shellcheck source=tests/cli/nodes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/nodes.sh"
 
 # scrape NODE [PATH]: the body of http://127.0.0.1:MPORT/PATH (default
 # metrics) on stdout; fails on anything but 200.
@@ -82,72 +48,21 @@ $(scrape "$n" 2>&1 | grep -v '^#' || true)"
 
 # ---- the cluster ----
 
-CL=$CLI_TMP/cluster
-new_ca "$CL/ca" testcluster
-cp "$CL/ca/ca.crt" "$CL/ca.crt"
-"$CTL" roster init --cluster testcluster "$CL/roster.yaml" >/dev/null
-for n in "${NAMES[@]}"; do
-    free_port "PORT[$n]"
-    free_port "MPORT[$n]"
-    DIR[$n]=$CL/$n
-    API[$n]=ipc://${DIR[$n]}/state/api.sock
-    new_node "$CL/ca" "$n" "${DIR[$n]}" 90
-    mkdir "${DIR[$n]}/state"
-    "$CTL" roster add "$CL/roster.yaml" --name "$n" --cert "${DIR[$n]}/node.crt" \
-        --endpoint "tcp://127.0.0.1:${PORT[$n]}" >/dev/null
-    # Fast failure detection, so a killed peer is failed within seconds.
-    cat >"${DIR[$n]}/node.yaml" <<EOF
-node:
-  name: $n
-  state_dir: state
-identity:
-  key: node.key
-  cert: node.crt
-trust:
-  ca: ../ca.crt
-  roster: ../roster.yaml
-listen:
-  address: 127.0.0.1
-  port: ${PORT[$n]}
-  punch_port: 0
+# Fast failure detection, so a killed peer is failed within seconds.
+node_extra_yaml() {
+    free_port "MPORT[$1]"
+    cat <<EOF
 membership:
   probe_interval: 200ms
   probe_timeout: 100ms
   suspicion_timeout: 1s
 metrics:
-  address: 127.0.0.1:${MPORT[$n]}
+  address: 127.0.0.1:${MPORT[$1]}
 EOF
-done
-"$CTL" roster sign "$CL/roster.yaml" --ca "$CL/ca" >/dev/null
-
-start_node() {
-    local n=$1
-    rm -f "${DIR[$n]}/pid"
-    (
-        "$D" -c "${DIR[$n]}/node.yaml" 2>>"${DIR[$n]}/log" &
-        echo $! >"${DIR[$n]}/pid"
-        wait $! 2>/dev/null || true
-    ) &
-    until [[ -s ${DIR[$n]}/pid ]]; do sleep 0.01; done
-    PID[$n]=$(cat "${DIR[$n]}/pid")
 }
-for n in "${NAMES[@]}"; do start_node "$n"; done
-
-ready=0
-for _ in $(seq 1 150); do
-    ready=1
-    for n in "${NAMES[@]}"; do
-        up=$(ctl "$n" peers --json 2>/dev/null | grep -o '"state":"up"' | wc -l || true)
-        [[ $up == 2 ]] || ready=0
-    done
-    ((ready)) && break
-    sleep 0.1
-done
-if ((!ready)); then
-    for n in "${NAMES[@]}"; do echo "== $n log" >&2 && cat "${DIR[$n]}/log" >&2; done
-    echo "FAIL: the cluster never came up" >&2
-    exit 1
-fi
+nodes_make
+nodes_start_all
+nodes_wait_up || exit 1
 
 # ---- refusals and failures ----
 

@@ -14,126 +14,14 @@ CTL=$COHORTCTL
 D=$COHORTD
 NAMES=(alpha beta gamma)
 declare -A SITE=([alpha]=hq [beta]=hq [gamma]=plant)
-declare -A PORT DIR PID API
-USED_PORTS=" "
-
-# Every daemon goes when the test does, however it ends.
-cleanup() {
-    local n end=$((SECONDS + 4))
-    for n in "${NAMES[@]}"; do
-        # a case may have restarted a node: its pid file is the truth
-        [[ -s ${DIR[$n]:-/nonexistent}/pid ]] && PID[$n]=$(cat "${DIR[$n]}/pid")
-        if [[ -n ${PID[$n]:-} ]]; then kill -TERM "${PID[$n]}" 2>/dev/null || true; fi
-    done
-    for n in "${NAMES[@]}"; do
-        while [[ -n ${PID[$n]:-} ]] && kill -0 "${PID[$n]}" 2>/dev/null && ((SECONDS < end)); do
-            sleep 0.05
-        done
-        if [[ -n ${PID[$n]:-} ]]; then kill -KILL "${PID[$n]}" 2>/dev/null || true; fi
-    done
-    wait 2>/dev/null || true
-    if [[ ${CLI_KEEP:-0} == 1 ]]; then echo "kept $CLI_TMP"; else rm -rf "$CLI_TMP"; fi
-}
-trap cleanup EXIT
-
-# free_port VAR: a TCP port nothing on this machine uses, not handed out yet.
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 40000))
-        [[ $USED_PORTS == *" $p "* ]] && continue
-        ss -Htan | awk '{print $4}' | grep -Eq "[:.]$p\$" && continue
-        USED_PORTS+="$p "
-        printf -v "$1" '%s' "$p"
-        return 0
-    done
-}
-
-# wait_for FILE PATTERN [SECONDS]: until FILE has a line matching PATTERN.
-wait_for() {
-    local file=$1 pattern=$2 end=$((SECONDS + ${3:-10}))
-    until grep -Eq -- "$pattern" "$file" 2>/dev/null; do
-        if ((SECONDS >= end)); then
-            CLI_LAST_CMD="" fail "$file: no line matching /$pattern/ within ${3:-10} s:
-$(cat "$file" 2>/dev/null)"
-            return 1
-        fi
-        sleep 0.05
-    done
-}
-
-ctl() { # ctl NODE ARGS...: cohortctl against NODE's API
-    local n=$1
-    shift
-    "$CTL" "$@" --api "${API[$n]}"
-}
+# shellcheck source=tests/cli/nodes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/nodes.sh"
 
 # ---- the cluster ----
 
-CL=$CLI_TMP/cluster
-new_ca "$CL/ca" testcluster
-cp "$CL/ca/ca.crt" "$CL/ca.crt"
-"$CTL" roster init --cluster testcluster "$CL/roster.yaml" >/dev/null
-for n in "${NAMES[@]}"; do
-    free_port "PORT[$n]"
-    DIR[$n]=$CL/$n
-    API[$n]=ipc://${DIR[$n]}/state/api.sock
-    new_node "$CL/ca" "$n" "${DIR[$n]}"
-    mkdir "${DIR[$n]}/state"
-    "$CTL" roster add "$CL/roster.yaml" --name "$n" --cert "${DIR[$n]}/node.crt" \
-        --site "${SITE[$n]}" --endpoint "tcp://127.0.0.1:${PORT[$n]}" >/dev/null
-    cat >"${DIR[$n]}/node.yaml" <<EOF
-node:
-  name: $n
-  state_dir: state
-identity:
-  key: node.key
-  cert: node.crt
-trust:
-  ca: ../ca.crt
-  roster: ../roster.yaml
-listen:
-  address: 127.0.0.1
-  port: ${PORT[$n]}
-  punch_port: 0
-EOF
-done
-"$CTL" roster sign "$CL/roster.yaml" --ca "$CL/ca" >/dev/null
-
-# start_node NAME: cohortd in the background; its pid lands in PID[NAME] and,
-# when it ends, its exit code in DIR/exit (cases run in subshells, which
-# cannot `wait` for it).
-start_node() {
-    local n=$1
-    rm -f "${DIR[$n]}/pid" "${DIR[$n]}/exit"
-    (
-        "$D" -c "${DIR[$n]}/node.yaml" 2>>"${DIR[$n]}/log" &
-        echo $! >"${DIR[$n]}/pid"
-        rc=0
-        wait $! || rc=$?
-        echo "$rc" >"${DIR[$n]}/exit"
-    ) &
-    until [[ -s ${DIR[$n]}/pid ]]; do sleep 0.01; done
-    PID[$n]=$(cat "${DIR[$n]}/pid")
-}
-for n in "${NAMES[@]}"; do start_node "$n"; done
-
-# Ready when every node's peers show both others up.
-ready=0
-for _ in $(seq 1 150); do
-    ready=1
-    for n in "${NAMES[@]}"; do
-        up=$(ctl "$n" peers --json 2>/dev/null | grep -o '"state":"up"' | wc -l || true)
-        [[ $up == 2 ]] || ready=0
-    done
-    ((ready)) && break
-    sleep 0.1
-done
-if ((!ready)); then
-    for n in "${NAMES[@]}"; do echo "== $n log" >&2 && cat "${DIR[$n]}/log" >&2; done
-    echo "FAIL: the cluster never came up" >&2
-    exit 1
-fi
+nodes_make
+nodes_start_all
+nodes_wait_up || exit 1
 
 # Background cohortctl runs of a case end with the case.
 bg_cleanup() {

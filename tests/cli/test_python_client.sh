@@ -30,94 +30,16 @@ export PYTHONPATH=$COHORT_SRC/src/python:$PB
 export XDG_CACHE_HOME=$CLI_TMP/cache # nothing generated lands in ~/.cache
 export PYTHONDONTWRITEBYTECODE=1     # nor __pycache__ in the source tree
 
-CTL=$COHORTCTL
 NAMES=(alpha beta gamma)
 declare -A SITE=([alpha]=hq [beta]=hq [gamma]=plant)
-declare -A PORT DIR PID API
-USED_PORTS=" "
-
-cleanup() {
-    local n end=$((SECONDS + 4))
-    for n in "${NAMES[@]}"; do
-        if [[ -n ${PID[$n]:-} ]]; then kill -TERM "${PID[$n]}" 2>/dev/null || true; fi
-    done
-    for n in "${NAMES[@]}"; do
-        while [[ -n ${PID[$n]:-} ]] && kill -0 "${PID[$n]}" 2>/dev/null && ((SECONDS < end)); do
-            sleep 0.05
-        done
-        if [[ -n ${PID[$n]:-} ]]; then kill -KILL "${PID[$n]}" 2>/dev/null || true; fi
-    done
-    wait 2>/dev/null || true
-    if [[ ${CLI_KEEP:-0} == 1 ]]; then echo "kept $CLI_TMP"; else rm -rf "$CLI_TMP"; fi
-}
-trap cleanup EXIT
-
-# free_port VAR: a TCP port nothing on this machine uses, not handed out yet.
-free_port() {
-    local p
-    while :; do
-        p=$((20000 + RANDOM % 40000))
-        [[ $USED_PORTS == *" $p "* ]] && continue
-        ss -Htan | awk '{print $4}' | grep -Eq "[:.]$p\$" && continue
-        USED_PORTS+="$p "
-        printf -v "$1" '%s' "$p"
-        return 0
-    done
-}
+# shellcheck source=tests/cli/nodes.sh
+source "$(dirname "${BASH_SOURCE[0]}")/nodes.sh"
 
 # ---- the cluster ----
 
-CL=$CLI_TMP/cluster
-new_ca "$CL/ca" testcluster
-cp "$CL/ca/ca.crt" "$CL/ca.crt"
-"$CTL" roster init --cluster testcluster "$CL/roster.yaml" >/dev/null
-for n in "${NAMES[@]}"; do
-    free_port "PORT[$n]"
-    DIR[$n]=$CL/$n
-    API[$n]=ipc://${DIR[$n]}/state/api.sock
-    new_node "$CL/ca" "$n" "${DIR[$n]}"
-    mkdir "${DIR[$n]}/state"
-    "$CTL" roster add "$CL/roster.yaml" --name "$n" --cert "${DIR[$n]}/node.crt" \
-        --site "${SITE[$n]}" --endpoint "tcp://127.0.0.1:${PORT[$n]}" >/dev/null
-    cat >"${DIR[$n]}/node.yaml" <<EOF
-node:
-  name: $n
-  state_dir: state
-identity:
-  key: node.key
-  cert: node.crt
-trust:
-  ca: ../ca.crt
-  roster: ../roster.yaml
-listen:
-  address: 127.0.0.1
-  port: ${PORT[$n]}
-  punch_port: 0
-EOF
-done
-"$CTL" roster sign "$CL/roster.yaml" --ca "$CL/ca" >/dev/null
-
-for n in "${NAMES[@]}"; do
-    "$COHORTD" -c "${DIR[$n]}/node.yaml" 2>>"${DIR[$n]}/log" &
-    PID[$n]=$!
-    echo "${PID[$n]}" >"${DIR[$n]}/pid"
-done
-
-ready=0
-for _ in $(seq 1 150); do
-    ready=1
-    for n in "${NAMES[@]}"; do
-        up=$("$CTL" peers --json --api "${API[$n]}" 2>/dev/null | grep -o '"state":"up"' | wc -l || true)
-        [[ $up == 2 ]] || ready=0
-    done
-    ((ready)) && break
-    sleep 0.1
-done
-if ((!ready)); then
-    for n in "${NAMES[@]}"; do echo "== $n log" >&2 && cat "${DIR[$n]}/log" >&2; done
-    echo "FAIL: the cluster never came up" >&2
-    exit 1
-fi
+nodes_make
+nodes_start_all
+nodes_wait_up || exit 1
 
 export API_ALPHA=${API[alpha]} API_BETA=${API[beta]} API_GAMMA=${API[gamma]}
 export CONFIG_BETA=${DIR[beta]}/node.yaml GAMMA_PID=${DIR[gamma]}/pid
