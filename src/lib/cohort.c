@@ -11,6 +11,7 @@
 #include "envelope.pb-c.h"
 #include "node/node.h"
 #include "util/mem.h"
+#include "wire/arena.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -42,6 +43,7 @@ struct cohort {
     uint64_t credit_epoch;       /* the epoch the credit above was granted in */
     _Atomic uint64_t epoch_seen; /* written by the actor (node.h) */
     int rcvtimeo;                /* the inbox's receive timeout now */
+    cohort_arena_t arena;        /* what s_decode unpacks, reset after each */
 };
 
 typedef struct {
@@ -59,7 +61,46 @@ struct cohort_msg {
     size_t header_count;
     uint8_t *payload;
     size_t len;
+    size_t block; /* bytes of this allocation: fields inside it are not freed alone */
 };
+
+/* Frees a field unless it lives in msg's own allocation. */
+static void s_field_free(cohort_msg_t *msg, void *field)
+{
+    const char *f = field, *m = (const char *)msg;
+    if (f < m || f >= m + msg->block)
+        free(field);
+}
+
+static void s_field_set(cohort_msg_t *msg, char **field, const char *value)
+{
+    s_field_free(msg, *field);
+    *field = cohort_strdup(value ? value : "");
+}
+
+/* One allocation for the message, its strings and its payload: a message
+ * costs one malloc and one free on the hot path. */
+static cohort_msg_t *s_msg_alloc(const char *subject, const char *sender, const char *error,
+                                 const void *payload, size_t len)
+{
+    size_t ls = strlen(subject) + 1, lf = strlen(sender) + 1, le = strlen(error) + 1;
+    size_t block = sizeof(cohort_msg_t) + ls + lf + le + len;
+    cohort_msg_t *msg = cohort_malloc(block);
+    memset(msg, 0, sizeof *msg);
+    char *at = (char *)(msg + 1);
+    msg->payload = (uint8_t *)at; /* first: aligned as the struct is */
+    if (len)
+        memcpy(at, payload, len);
+    msg->len = len;
+    at += len;
+    msg->subject = memcpy(at, subject, ls);
+    at += ls;
+    msg->sender = memcpy(at, sender, lf);
+    at += lf;
+    msg->error = memcpy(at, error, le);
+    msg->block = block;
+    return msg;
+}
 
 const char *cohort_status_name(cohort_status_t status)
 {
@@ -73,15 +114,7 @@ const char *cohort_status_name(cohort_status_t status)
 
 cohort_msg_t *cohort_msg_new(const char *subject, const void *payload, size_t len)
 {
-    cohort_msg_t *msg = cohort_calloc(1, sizeof *msg);
-    msg->subject = cohort_strdup(subject ? subject : "");
-    msg->sender = cohort_strdup("");
-    msg->error = cohort_strdup("");
-    msg->payload = cohort_malloc(len);
-    if (len)
-        memcpy(msg->payload, payload, len);
-    msg->len = len;
-    return msg;
+    return s_msg_alloc(subject ? subject : "", "", "", payload, len);
 }
 
 void cohort_msg_destroy(cohort_msg_t **msg_p)
@@ -94,10 +127,10 @@ void cohort_msg_destroy(cohort_msg_t **msg_p)
         free(msg->headers[i].value);
     }
     free(msg->headers);
-    free(msg->subject);
-    free(msg->sender);
-    free(msg->error);
-    free(msg->payload);
+    s_field_free(msg, msg->subject);
+    s_field_free(msg, msg->sender);
+    s_field_free(msg, msg->error);
+    s_field_free(msg, msg->payload);
     free(msg);
     *msg_p = NULL;
 }
@@ -142,8 +175,7 @@ void cohort_msg_set_status(cohort_msg_t *msg, cohort_status_t status, const char
 {
     assert(msg);
     msg->status = status;
-    free(msg->error);
-    msg->error = cohort_strdup(error ? error : "");
+    s_field_set(msg, &msg->error, error);
 }
 
 const char *cohort_msg_subject(const cohort_msg_t *msg)
@@ -230,22 +262,23 @@ static zframe_t *s_encode(const cohort_msg_t *msg, cohort_msg_kind_t kind)
     return frame;
 }
 
-static cohort_msg_t *s_decode(const char *sender, const uint8_t *data, size_t len)
+static cohort_msg_t *s_decode(cohort_arena_t *arena, const char *sender, const uint8_t *data,
+                              size_t len)
 {
-    Cohort__Wire__Message *m = cohort__wire__message__unpack(NULL, len, data);
-    if (!m)
+    Cohort__Wire__Message *m = cohort__wire__message__unpack(&arena->pb, len, data);
+    if (!m) {
+        cohort_arena_reset(arena);
         return NULL;
-    cohort_msg_t *msg = cohort_msg_new(m->subject, m->payload.data, m->payload.len);
-    free(msg->sender);
-    msg->sender = cohort_strdup(sender);
-    free(msg->error);
-    msg->error = cohort_strdup(m->error ? m->error : "");
+    }
+    cohort_msg_t *msg = s_msg_alloc(m->subject ? m->subject : "", sender, m->error ? m->error : "",
+                                    m->payload.data, m->payload.len);
     msg->kind = (cohort_msg_kind_t)m->kind;
     msg->request_id = m->request_id;
     msg->status = (cohort_status_t)m->status;
     for (size_t i = 0; i < m->n_headers; i++)
         cohort_msg_set_header(msg, m->headers[i]->key, m->headers[i]->value);
-    cohort__wire__message__free_unpacked(m, NULL);
+    cohort_arena_free(arena, &m->base);
+    cohort_arena_reset(arena);
     return msg;
 }
 
@@ -263,6 +296,7 @@ int cohort_open(const char *config_path, cohort_t **out, char *err, size_t errle
      * member.up, would otherwise be dropped before anyone listens. */
     snprintf(args.inbox, sizeof args.inbox, "inproc://cohort-inbox-%p", (void *)self);
     self->inbox = zsock_new(ZMQ_PAIR);
+    cohort_arena_init(&self->arena, 64 * 1024);
     self->rcvtimeo = -1; /* ZeroMQ's default */
     assert(self->inbox);
     int rc = zsock_connect(self->inbox, "%s", args.inbox);
@@ -275,6 +309,7 @@ int cohort_open(const char *config_path, cohort_t **out, char *err, size_t errle
             snprintf(err, errlen, "%s", args.error[0] ? args.error : "cannot start the node");
         zactor_destroy(&actor);
         zsock_destroy(&self->inbox);
+        cohort_arena_fini(&self->arena);
         free(self);
         return -1;
     }
@@ -295,6 +330,7 @@ void cohort_close(cohort_t **self_p)
     while ((msg = zlist_pop(self->parked)))
         cohort_msg_destroy(&msg);
     zlist_destroy(&self->parked);
+    cohort_arena_fini(&self->arena);
     free(self);
     *self_p = NULL;
 }
@@ -532,8 +568,8 @@ static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
         self->rcvtimeo = timeout_ms;
     }
     for (;;) {
-        /* the parts of one inbox message ("D" sender msg | "E" type node
-         * reason); any beyond four are dropped */
+        /* the parts of one inbox message (node.h: 'D' sender NUL msg, or
+         * "E" type node reason); any beyond four are dropped */
         zmq_msg_t part[4];
         size_t n = 0;
         bool more = true;
@@ -554,19 +590,21 @@ static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
             return NULL;
         cohort_msg_t *msg = NULL;
         const char *type = zmq_msg_data(&part[0]);
-        bool is_data = zmq_msg_size(&part[0]) == 1 && type[0] == 'D';
-        if (is_data && n >= 3) {
-            char *sender = s_part_str(&part[1]);
-            msg = s_decode(sender, zmq_msg_data(&part[2]), zmq_msg_size(&part[2]));
-            free(sender);
+        size_t size = zmq_msg_size(&part[0]);
+        const char *nul = size > 1 ? memchr(type + 1, 0, size - 1) : NULL;
+        bool is_data = n == 1 && size > 1 && type[0] == 'D';
+        if (is_data && nul) {
+            const uint8_t *body = (const uint8_t *)nul + 1;
+            msg = s_decode(&self->arena, type + 1, body,
+                           size - (size_t)(body - (const uint8_t *)type));
         } else if (zmq_msg_size(&part[0]) == 1 && type[0] == 'E' && n >= 4) {
             char *ev = s_part_str(&part[1]);
             msg = cohort_msg_new(ev, NULL, 0);
             free(ev);
             msg->kind = COHORT_MSG_EVENT;
-            free(msg->sender);
+            s_field_free(msg, msg->sender);
             msg->sender = s_part_str(&part[2]);
-            free(msg->error);
+            s_field_free(msg, msg->error);
             msg->error = s_part_str(&part[3]);
         }
         for (size_t i = 0; i < n; i++)

@@ -567,22 +567,22 @@ static void s_on_relay(node_t *self, node_peer_t *from, Cohort__Wire__Relay *r)
         return;
     }
     node_env_t *inner = NULL;
-    if (cohort_wire_decode(plain, plain_len, self->cfg->max_message_size + 1024, &inner, &err) ==
-        0) {
+    if (cohort_wire_decode_in(&self->arena, plain, plain_len, self->cfg->max_message_size + 1024,
+                              &inner, &err) == 0) {
         if (inner->body_case == COHORT__WIRE__ENVELOPE__BODY_BATCH &&
             inner->batch->n_data > (r->count > 1 ? r->count : 1)) {
             /* more than the relay was told (and counted against the quota) */
             self->seal_rejected++;
             COHORT_LOG(COHORT_LOG_WARN, "relay.rejected from=%s via=%s reason=count", origin->name,
                        from->name);
-            cohort_wire_free(&inner);
+            cohort_wire_free_in(&self->arena, &inner);
             free(plain);
             return;
         }
         origin->msgs_in++;
         origin->bytes_in += plain_len;
         node_handle_envelope(self, origin, inner, COHORT_RUNG_RELAYED, from);
-        cohort_wire_free(&inner);
+        cohort_wire_free_in(&self->arena, &inner);
     } else {
         self->counters.garbage_dropped++;
     }

@@ -73,30 +73,43 @@ void node_event(node_t *self, const char *type, const char *node, const char *re
         self->counters.delivery_dropped++;
 }
 
-/* "D" sender body, straight on the socket: this runs once per message.
- * Takes body (initialised) and closes it. The inbox never blocks (a send
- * timeout of 0), and a message whose first frame was taken is taken
- * whole. */
-static void s_deliver_body(node_t *self, const char *sender, zmq_msg_t *body)
+/* A delivery is one frame, 'D' sender NUL message: one send per message
+ * (node.h). The inbox never blocks (a send timeout of 0); a refused one
+ * is counted and flagged so that a reliable Data can be taken back. */
+static void s_deliver_frame(node_t *self, zmq_msg_t *frame)
 {
-    void *inbox = zsock_resolve(self->inbox);
-    if (zmq_send(inbox, "D", 1, ZMQ_SNDMORE) < 0) {
+    if (zmq_msg_send(frame, zsock_resolve(self->inbox), 0) < 0) {
         self->counters.delivery_dropped++;
         self->delivery_failed = true; /* a reliable Data takes it back */
-        zmq_msg_close(body);
-        return;
+        zmq_msg_close(frame);
     }
-    zmq_send(inbox, sender, strlen(sender), ZMQ_SNDMORE);
-    if (zmq_msg_send(body, inbox, 0) < 0)
-        zmq_msg_close(body);
 }
 
-static void s_deliver(node_t *self, const char *sender, const node_msg_t *msg)
+/* Initialises frame for a message of len bytes from sender; returns where
+ * the message goes. */
+static uint8_t *s_delivery_init(zmq_msg_t *frame, const char *sender, size_t len)
 {
-    zmq_msg_t body;
-    zmq_msg_init_size(&body, cohort__wire__message__get_packed_size(msg));
-    cohort__wire__message__pack(msg, zmq_msg_data(&body));
-    s_deliver_body(self, sender, &body);
+    size_t sl = strlen(sender);
+    zmq_msg_init_size(frame, 1 + sl + 1 + len);
+    uint8_t *d = zmq_msg_data(frame);
+    d[0] = 'D';
+    memcpy(d + 1, sender, sl + 1);
+    return d + 1 + sl + 1;
+}
+
+/* msg as it came (raw, len bytes: what msg was decoded from), or
+ * re-encoded when raw is NULL (it was changed). */
+static void s_deliver(node_t *self, const char *sender, const node_msg_t *msg, const uint8_t *raw,
+                      size_t len)
+{
+    zmq_msg_t frame;
+    if (raw) {
+        memcpy(s_delivery_init(&frame, sender, len), raw, len);
+    } else {
+        size_t n = cohort__wire__message__get_packed_size(msg);
+        cohort__wire__message__pack(msg, s_delivery_init(&frame, sender, n));
+    }
+    s_deliver_frame(self, &frame);
 }
 
 /* ---- transmitting ---- */
@@ -523,7 +536,7 @@ static void s_fail_call(node_t *self, uint64_t id, const char *service, int code
     reply.request_id = id;
     reply.status = (uint32_t)code;
     reply.error = node_str(why);
-    s_deliver(self, self->cfg->node_name, &reply);
+    s_deliver(self, self->cfg->node_name, &reply, NULL, 0);
 }
 
 static void s_pending_remove(node_t *self, size_t i)
@@ -568,16 +581,19 @@ static bool s_pick_provider(node_t *self, const char *service, node_peer_t **out
     return false;
 }
 
-static void s_handle_message(node_t *self, node_peer_t *from, node_msg_t *msg)
+/* msg was decoded from raw (len bytes), which goes to the application as
+ * it is unless something in it changes. */
+static void s_handle_message(node_t *self, node_peer_t *from, node_msg_t *msg, const uint8_t *raw,
+                             size_t len)
 {
     switch (msg->kind) {
     case COHORT__WIRE__MESSAGE__KIND__UNICAST:
     case COHORT__WIRE__MESSAGE__KIND__PUBLISH:
-        s_deliver(self, from->name, msg);
+        s_deliver(self, from->name, msg, raw, len);
         break;
     case COHORT__WIRE__MESSAGE__KIND__REQUEST:
         if (s_set_has(self->services, self->service_count, msg->subject)) {
-            s_deliver(self, from->name, msg);
+            s_deliver(self, from->name, msg, raw, len);
         } else {
             /* unserved between its choice and now: tell the requester */
             node_msg_t reply = COHORT__WIRE__MESSAGE__INIT;
@@ -592,8 +608,8 @@ static void s_handle_message(node_t *self, node_peer_t *from, node_msg_t *msg)
     case COHORT__WIRE__MESSAGE__KIND__REPLY:
         for (size_t i = 0; i < self->pending_count; i++)
             if (self->pending[i].wire_id == msg->request_id) {
-                msg->request_id = self->pending[i].id;
-                s_deliver(self, from->name, msg);
+                msg->request_id = self->pending[i].id; /* so re-encoded */
+                s_deliver(self, from->name, msg, NULL, 0);
                 s_pending_remove(self, i);
                 return;
             }
@@ -717,19 +733,37 @@ bool node_peer_learn_endpoints(node_t *self, node_peer_t *p, const char *const *
     return true;
 }
 
+static void s_handle_data(node_t *self, node_peer_t *p, const Cohort__Wire__Data *d)
+{
+    if (d->seq != 0) {
+        cohort_session_verdict_t rx = cohort_session_receive(p->session, d->stream, d->seq);
+        if (rx == COHORT_SESSION_DUPLICATE)
+            self->counters.duplicates_dropped++;
+        if (rx != COHORT_SESSION_DELIVER)
+            return;
+    }
+    node_msg_t *msg = cohort__wire__message__unpack(&self->arena.pb, d->body.len, d->body.data);
+    if (!msg || s_has_field_zero(&msg->base)) {
+        self->counters.garbage_dropped++;
+        cohort_arena_free(&self->arena, msg ? &msg->base : NULL);
+        return;
+    }
+    self->delivery_failed = false;
+    s_handle_message(self, p, msg, d->body.data, d->body.len);
+    cohort_arena_free(&self->arena, &msg->base);
+    if (self->delivery_failed && d->seq != 0) {
+        /* The application is behind (its inbox is full): not received,
+         * so not acked; the sender resends it later. Reliable means
+         * never acked and lost. */
+        cohort_session_unreceive(p->session, d->stream, d->seq);
+        self->counters.delivery_dropped--;
+        self->counters.delivery_deferred++;
+    }
+}
+
 void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_rung_t path,
                           node_peer_t *via)
 {
-    if (env->body_case == COHORT__WIRE__ENVELOPE__BODY_BATCH) {
-        /* each as if it had come alone, in order */
-        for (size_t i = 0; i < env->batch->n_data; i++) {
-            node_env_t one = COHORT__WIRE__ENVELOPE__INIT;
-            one.body_case = COHORT__WIRE__ENVELOPE__BODY_DATA;
-            one.data = env->batch->data[i];
-            node_handle_envelope(self, p, &one, path, via);
-        }
-        return;
-    }
     int64_t now = node_now();
     p->last_seen = now;
     if (members_handle(self, p, env))
@@ -753,35 +787,14 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
         s_peer_set_up(self, p, true, "hello");
         roster_sync_peer_serial(self, p, env->hello->roster_serial);
         break;
-    case COHORT__WIRE__ENVELOPE__BODY_DATA: {
-        Cohort__Wire__Data *d = env->data;
-        if (d->seq != 0) {
-            cohort_session_verdict_t rx = cohort_session_receive(p->session, d->stream, d->seq);
-            if (rx == COHORT_SESSION_DUPLICATE)
-                self->counters.duplicates_dropped++;
-            if (rx != COHORT_SESSION_DELIVER)
-                return;
-        }
-        node_msg_t *msg = cohort__wire__message__unpack(NULL, d->body.len, d->body.data);
-        if (!msg || s_has_field_zero(&msg->base)) {
-            self->counters.garbage_dropped++;
-            if (msg)
-                cohort__wire__message__free_unpacked(msg, NULL);
-            return;
-        }
-        self->delivery_failed = false;
-        s_handle_message(self, p, msg);
-        cohort__wire__message__free_unpacked(msg, NULL);
-        if (self->delivery_failed && d->seq != 0) {
-            /* The application is behind (its inbox is full): not received,
-             * so not acked; the sender resends it later. Reliable means
-             * never acked and lost. */
-            cohort_session_unreceive(p->session, d->stream, d->seq);
-            self->counters.delivery_dropped--;
-            self->counters.delivery_deferred++;
-        }
+    case COHORT__WIRE__ENVELOPE__BODY_DATA:
+        s_handle_data(self, p, env->data);
         break;
-    }
+    case COHORT__WIRE__ENVELOPE__BODY_BATCH:
+        /* each as if it had come alone, in order */
+        for (size_t i = 0; i < env->batch->n_data; i++)
+            s_handle_data(self, p, env->batch->data[i]);
+        break;
     case COHORT__WIRE__ENVELOPE__BODY_ACK:
         cohort_session_ack(p->session, env->ack->stream, env->ack->upto);
         break;
@@ -861,15 +874,19 @@ void node_process_frame(node_t *self, node_peer_t *p, zmq_msg_t *body, cohort_ru
     p->bytes_in += len;
     node_env_t *env = NULL;
     cohort_err_t err;
-    if (cohort_wire_decode(zmq_msg_data(body), len, self->cfg->max_message_size + 1024, &env,
-                           &err) < 0) {
+    self->frame_depth++;
+    if (cohort_wire_decode_in(&self->arena, zmq_msg_data(body), len,
+                              self->cfg->max_message_size + 1024, &env, &err) < 0) {
         self->counters.garbage_dropped++;
         COHORT_LOG(COHORT_LOG_DEBUG, "frame.dropped peer=%s error=\"%s\"", p->name,
                    cohort_err_text(&err));
-        return;
+    } else {
+        node_handle_envelope(self, p, env, path, via);
+        cohort_wire_free_in(&self->arena, &env);
     }
-    node_handle_envelope(self, p, env, path, via);
-    cohort_wire_free(&env);
+    /* everything decoded for this frame (and any inside it) is gone */
+    if (--self->frame_depth == 0)
+        cohort_arena_reset(&self->arena);
 }
 
 /* Receives one single-frame message into body (initialised here; the
@@ -1238,12 +1255,11 @@ static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
         (mine = cohort__wire__message__unpack(NULL, len, body)) &&
         mine->kind == COHORT__WIRE__MESSAGE__KIND__REPLY) {
         /* the reply to a request this node served for itself */
-        s_handle_message(self, &(node_peer_t){.name = self->cfg->node_name}, mine);
+        s_handle_message(self, &(node_peer_t){.name = self->cfg->node_name}, mine, body, len);
     } else if (!strcmp(node, self->cfg->node_name)) {
         zmq_msg_t out;
-        zmq_msg_init_size(&out, len);
-        memcpy(zmq_msg_data(&out), body, len);
-        s_deliver_body(self, self->cfg->node_name, &out);
+        memcpy(s_delivery_init(&out, self->cfg->node_name, len), body, len);
+        s_deliver_frame(self, &out);
     } else if (!p) {
         code = COHORT__API__CODE__UNKNOWN_NODE;
         why = "no such member in the roster";
@@ -1313,7 +1329,7 @@ static int s_cmd_pub(node_t *self, zmsg_t *cmd)
         msg->kind = COHORT__WIRE__MESSAGE__KIND__PUBLISH;
         for (size_t i = 0; i < self->pattern_count; i++)
             if (cohort_pattern_match(self->patterns[i], msg->subject)) {
-                s_deliver(self, self->cfg->node_name, msg);
+                s_deliver(self, self->cfg->node_name, msg, NULL, 0);
                 recipients++;
                 break;
             }
@@ -1390,7 +1406,7 @@ static int s_cmd_call(node_t *self, zmsg_t *cmd, bool answer)
     msg->request_id = wire_id;
     int code = COHORT__API__CODE__OK;
     if (local)
-        s_deliver(self, self->cfg->node_name, msg);
+        s_deliver(self, self->cfg->node_name, msg, NULL, 0);
     else
         code = s_send_msg(self, p, msg);
     msg->subject = own_subject;
@@ -1433,7 +1449,7 @@ static int s_cmd_reply(node_t *self, zmsg_t *cmd)
         msg->request_id = strtoull(rid, NULL, 10);
         if (!strcmp(node, self->cfg->node_name)) {
             /* a request this node served for itself */
-            s_handle_message(self, &(node_peer_t){.name = self->cfg->node_name}, msg);
+            s_handle_message(self, &(node_peer_t){.name = self->cfg->node_name}, msg, NULL, 0);
         } else {
             node_peer_t *p = node_peer_by_name(self, node);
             code = p ? s_send_msg(self, p, msg) : COHORT__API__CODE__UNKNOWN_NODE;
@@ -1755,6 +1771,7 @@ static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
                               zmq_strerror(zmq_errno()));
 
     self->rr = zhashx_new();
+    cohort_arena_init(&self->arena, 64 * 1024);
     self->loop = zloop_new();
     if (roster_sync_start(self, err) < 0)
         return -1;
@@ -1797,6 +1814,7 @@ static void s_stop(node_t *self)
     s_set_free(&self->patterns, &self->pattern_count);
     zhashx_destroy(&self->rr);
     zloop_destroy(&self->loop);
+    cohort_arena_fini(&self->arena);
     zsock_destroy(&self->inbox);
     if (self->router_mon)
         zmq_close(self->router_mon);

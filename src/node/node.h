@@ -9,7 +9,8 @@
  * services with site-local-first round robin, and pub/sub with interest
  * propagated to every peer. Nothing is shared with other threads: the front
  * object (libcohort) talks to the actor only through the pipe commands below
- * and reads deliveries from a PAIR "inbox" socket.
+ * and reads deliveries from a PAIR "inbox" socket: a message is one frame,
+ * 'D' sender NUL encoded-message; an event is four, "E" type node reason.
  *
  * The overlay uses its own libzmq context, so several nodes can live in one
  * process (each has its own ZAP handler).

@@ -15,6 +15,7 @@
 #include "overlay/session.h"
 #include "overlay/swim.h"
 #include "overlay/zap.h"
+#include "wire/arena.h"
 
 #include <czmq.h>
 #include <stdatomic.h>
@@ -205,6 +206,8 @@ typedef struct {
     struct node_roster_offer *roster_offer; /* newest roster a peer sent, not yet tried */
     uint64_t roster_applied, roster_rejected, roster_sent;
     bool delivery_failed; /* the inbox refused the last delivery */
+    cohort_arena_t arena; /* what node_process_frame decodes, reset after each */
+    int frame_depth;      /* node_process_frame nesting (a relayed envelope) */
     /* members.c */
     cohort_swim_t *swim;
     uint64_t swim_rng;

@@ -7,20 +7,27 @@
 int cohort_wire_decode(const uint8_t *buf, size_t len, size_t max, Cohort__Wire__Envelope **out,
                        cohort_err_t *err)
 {
+    return cohort_wire_decode_in(NULL, buf, len, max, out, err);
+}
+
+int cohort_wire_decode_in(cohort_arena_t *arena, const uint8_t *buf, size_t len, size_t max,
+                          Cohort__Wire__Envelope **out, cohort_err_t *err)
+{
     if (len > max)
         return cohort_err_set(err, "envelope: %zu bytes, over the limit of %zu", len, max);
-    Cohort__Wire__Envelope *env = cohort__wire__envelope__unpack(NULL, len, buf);
+    Cohort__Wire__Envelope *env =
+        cohort__wire__envelope__unpack(arena ? &arena->pb : NULL, len, buf);
     if (!env)
         return cohort_err_set(err, "envelope: malformed (%zu bytes)", len);
     if (env->version != COHORT_WIRE_VERSION) {
         cohort_err_set(err, "envelope: unsupported version %u (this node speaks %d)", env->version,
                        COHORT_WIRE_VERSION);
-        cohort_wire_free(&env);
+        cohort_wire_free_in(arena, &env);
         return -1;
     }
     /* no body is fine only for gossip: member updates alone */
     if (env->body_case == COHORT__WIRE__ENVELOPE__BODY__NOT_SET && env->n_updates == 0) {
-        cohort_wire_free(&env);
+        cohort_wire_free_in(arena, &env);
         return cohort_err_set(err, "envelope: no body");
     }
     *out = env;
@@ -29,9 +36,17 @@ int cohort_wire_decode(const uint8_t *buf, size_t len, size_t max, Cohort__Wire_
 
 void cohort_wire_free(Cohort__Wire__Envelope **env_p)
 {
+    cohort_wire_free_in(NULL, env_p);
+}
+
+void cohort_wire_free_in(cohort_arena_t *arena, Cohort__Wire__Envelope **env_p)
+{
     if (!env_p || !*env_p)
         return;
-    cohort__wire__envelope__free_unpacked(*env_p, NULL);
+    if (arena)
+        cohort_arena_free(arena, &(*env_p)->base);
+    else
+        cohort__wire__envelope__free_unpacked(*env_p, NULL);
     *env_p = NULL;
 }
 

@@ -11,6 +11,7 @@
 
 #include "envelope.pb-c.h"
 #include "util/err.h"
+#include "wire/arena.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,13 @@ int cohort_wire_decode(const uint8_t *buf, size_t len, size_t max, Cohort__Wire_
                        cohort_err_t *err);
 /* Frees a decoded envelope; NULL is fine; sets *env_p to NULL. */
 void cohort_wire_free(Cohort__Wire__Envelope **env_p);
+
+/* The same, decoding into arena (NULL: the heap): *out lives until it is
+ * freed with cohort_wire_free_in on the same arena, and at the latest until
+ * the arena's next reset. */
+int cohort_wire_decode_in(cohort_arena_t *arena, const uint8_t *buf, size_t len, size_t max,
+                          Cohort__Wire__Envelope **out, cohort_err_t *err);
+void cohort_wire_free_in(cohort_arena_t *arena, Cohort__Wire__Envelope **env_p);
 
 /* Encodes env (its version is set to COHORT_WIRE_VERSION) into a fresh
  * buffer. Caller owns *out (free()). */

@@ -1,6 +1,7 @@
 /*
  * Unit tests for wire: the envelope survives a round trip; garbage, wrong
- * versions, empty bodies and oversized input are refused before use.
+ * versions, empty bodies and oversized input are refused before use; an
+ * arena decodes the same, overflows to the heap and grows to fit.
  */
 #include "testutil.h"
 
@@ -40,6 +41,96 @@ static void test_data_envelope_round_trips(void **state)
     free(buf);
 }
 
+/* A batch of n Data of len bytes each, encoded. Caller frees *buf. */
+static void s_encode_batch(size_t n, size_t len, uint8_t **buf, size_t *buf_len)
+{
+    Cohort__Wire__Data *data = calloc(n, sizeof *data), **ptrs = calloc(n, sizeof *ptrs);
+    uint8_t *body = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        body[i] = (uint8_t)i;
+    for (size_t i = 0; i < n; i++) {
+        cohort__wire__data__init(&data[i]);
+        data[i].seq = i + 1;
+        data[i].body.data = body;
+        data[i].body.len = len;
+        ptrs[i] = &data[i];
+    }
+    Cohort__Wire__Batch batch = COHORT__WIRE__BATCH__INIT;
+    batch.n_data = n;
+    batch.data = ptrs;
+    Cohort__Wire__Envelope env = COHORT__WIRE__ENVELOPE__INIT;
+    env.body_case = COHORT__WIRE__ENVELOPE__BODY_BATCH;
+    env.batch = &batch;
+    cohort_wire_encode(&env, buf, buf_len);
+    free(body);
+    free(ptrs);
+    free(data);
+}
+
+static void s_check_batch(const Cohort__Wire__Envelope *env, size_t n, size_t len)
+{
+    assert_int_equal(env->body_case, COHORT__WIRE__ENVELOPE__BODY_BATCH);
+    assert_int_equal(env->batch->n_data, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(env->batch->data[i]->seq, i + 1);
+        assert_int_equal(env->batch->data[i]->body.len, len);
+        for (size_t j = 0; j < len; j++)
+            assert_int_equal(env->batch->data[i]->body.data[j], (uint8_t)j);
+    }
+}
+
+static void test_arena_decodes_overflows_and_grows(void **state)
+{
+    (void)state;
+    cohort_arena_t arena;
+    cohort_arena_init(&arena, 1); /* one page */
+    assert_int_equal(arena.cap, 4096);
+    uint8_t *small = NULL, *big = NULL;
+    size_t small_len = 0, big_len = 0;
+    s_encode_batch(4, 64, &small, &small_len);
+    s_encode_batch(200, 1000, &big, &big_len); /* ~200 KB decoded: overflows */
+    Cohort__Wire__Envelope *env = NULL;
+    cohort_err_t err;
+
+    /* fits: nothing leaves the block */
+    assert_int_equal(cohort_wire_decode_in(&arena, small, small_len, 1 << 20, &env, &err), 0);
+    s_check_batch(env, 4, 64);
+    assert_int_equal(arena.outstanding, 0);
+    assert_true(arena.used > 0);
+    cohort_wire_free_in(&arena, &env);
+    assert_null(env);
+    cohort_arena_reset(&arena);
+    assert_int_equal(arena.used, 0);
+    assert_int_equal(arena.cap, 4096);
+
+    /* does not fit: the rest goes to the heap, freed with the envelope,
+     * and the next reset grows the block so that it fits next time */
+    assert_int_equal(cohort_wire_decode_in(&arena, big, big_len, 1 << 20, &env, &err), 0);
+    s_check_batch(env, 200, 1000);
+    assert_true(arena.outstanding > 0);
+    cohort_wire_free_in(&arena, &env);
+    assert_int_equal(arena.outstanding, 0);
+    cohort_arena_reset(&arena);
+    assert_true(arena.cap >= 200 * 1000);
+    assert_true(arena.cap <= COHORT_ARENA_MAX);
+    assert_int_equal(cohort_wire_decode_in(&arena, big, big_len, 1 << 20, &env, &err), 0);
+    s_check_batch(env, 200, 1000);
+    assert_int_equal(arena.outstanding, 0);
+    cohort_wire_free_in(&arena, &env);
+    cohort_arena_reset(&arena);
+
+    /* garbage decoded into an arena leaves nothing behind */
+    uint8_t junk[64];
+    memset(junk, 0xff, sizeof junk);
+    assert_int_equal(cohort_wire_decode_in(&arena, junk, sizeof junk, 1 << 20, &env, &err), -1);
+    assert_null(env);
+    assert_int_equal(arena.outstanding, 0);
+    cohort_arena_reset(&arena);
+    cohort_arena_fini(&arena);
+    free(small);
+    free(big);
+}
+
 static void test_garbage_wrong_version_and_empty_body_are_refused(void **state)
 {
     (void)state;
@@ -72,6 +163,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_data_envelope_round_trips),
         cmocka_unit_test(test_garbage_wrong_version_and_empty_body_are_refused),
+        cmocka_unit_test(test_arena_decodes_overflows_and_grows),
     };
     return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }
