@@ -109,8 +109,12 @@ const char *cohort_msg_error(const cohort_msg_t *msg);
 cohort_status_t cohort_send(cohort_t *self, const char *node, cohort_msg_t **msg_p, int timeout_ms);
 
 /* Publishes to every node with a matching subscription (this one included).
- * *recipients (may be NULL) gets how many nodes it went to; 0 is not an
- * error. Takes ownership of *msg_p. */
+ * *recipients gets how many nodes it went to; 0 is not an error. With
+ * recipients NULL nothing waits for the node: the topic and size are
+ * checked here (COHORT_INVALID, COHORT_TOO_LARGE) and the publish is
+ * queued, so a stream of them costs no round trip each. Either way a
+ * publish is at most once: a subscriber whose send window is full misses
+ * it (counted as queue_full by the node). Takes ownership of *msg_p. */
 cohort_status_t cohort_publish(cohort_t *self, cohort_msg_t **msg_p, unsigned *recipients);
 
 cohort_status_t cohort_subscribe(cohort_t *self, const char *pattern);

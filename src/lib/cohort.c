@@ -9,6 +9,7 @@
 #include "cohort.h"
 #include "config/config.h"
 #include "envelope.pb-c.h"
+#include "msg/subject.h"
 #include "node/node.h"
 #include "util/mem.h"
 #include "wire/arena.h"
@@ -44,6 +45,7 @@ struct cohort {
     _Atomic uint64_t epoch_seen; /* written by the actor (node.h) */
     int rcvtimeo;                /* the inbox's receive timeout now */
     cohort_arena_t arena;        /* what s_decode unpacks, reset after each */
+    size_t max_message_size;     /* the node's, at start (node.h) */
 };
 
 typedef struct {
@@ -314,6 +316,7 @@ int cohort_open(const char *config_path, cohort_t **out, char *err, size_t errle
         return -1;
     }
     self->actor = actor;
+    self->max_message_size = args.max_message_size;
     self->parked = zlist_new();
     *out = self;
     return 0;
@@ -483,9 +486,38 @@ cohort_status_t cohort_send(cohort_t *self, const char *node, cohort_msg_t **msg
     return s_send(self, node, msg_p, timeout_ms, COHORT_MSG_UNICAST, 0);
 }
 
+/* A publish nobody waits for: checked here, then queued to the actor
+ * (node.h PUBLISH) with no answer, so that a stream of them pipelines. */
+static cohort_status_t s_publish_na(cohort_t *self, cohort_msg_t **msg_p)
+{
+    cohort_status_t st = COHORT_OK;
+    s_wire_t w;
+    s_wire(&w, *msg_p, COHORT_MSG_PUBLISH);
+    size_t len = cohort__wire__message__get_packed_size(&w.m);
+    if (!cohort_subject_valid((*msg_p)->subject)) {
+        st = COHORT_INVALID;
+    } else if (len > self->max_message_size) {
+        st = COHORT_TOO_LARGE;
+    } else {
+        zmq_msg_t out;
+        uint8_t *body = NULL;
+        s_send_cmd(&out, COHORT_NODE_CMD_PUBLISH, 0, 0, 0, "", len, &body);
+        cohort__wire__message__pack(&w.m, body);
+        if (zmq_msg_send(&out, zsock_resolve(self->actor), 0) < 0) {
+            zmq_msg_close(&out);
+            st = COHORT_ERROR;
+        }
+    }
+    free(w.spill);
+    cohort_msg_destroy(msg_p);
+    return st;
+}
+
 cohort_status_t cohort_publish(cohort_t *self, cohort_msg_t **msg_p, unsigned *recipients)
 {
     assert(self && msg_p && *msg_p);
+    if (!recipients)
+        return s_publish_na(self, msg_p);
     zframe_t *frame = s_encode(*msg_p, COHORT_MSG_PUBLISH);
     cohort_msg_destroy(msg_p);
     zsock_send(self->actor, "sf", "PUB", frame);

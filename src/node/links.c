@@ -44,13 +44,16 @@ static void s_count_out(node_t *self, node_peer_t *p, size_t len)
     self->counters.messages_out++;
 }
 
-static int s_send_direct(node_t *self, node_peer_t *p, const uint8_t *buf, size_t len)
+/* The senders below take an encoded envelope as a zmq_msg_t: sent, it is
+ * left empty (libzmq took its buffer, no copy); refused, it is untouched,
+ * so the next path can try it. The caller closes it either way. */
+static int s_send_direct(node_t *self, node_peer_t *p, zmq_msg_t *msg)
 {
-    if (p->dealer && p->dealer_up && zmq_send(p->dealer, buf, len, ZMQ_DONTWAIT) >= 0)
+    if (p->dealer && p->dealer_up && zmq_msg_send(msg, p->dealer, ZMQ_DONTWAIT) >= 0)
         return 0;
     if (p->route_len) {
         if (zmq_send(self->router, p->route, p->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
-            zmq_send(self->router, buf, len, ZMQ_DONTWAIT) >= 0)
+            zmq_msg_send(msg, self->router, ZMQ_DONTWAIT) >= 0)
             return 0;
         if (errno == EHOSTUNREACH)
             p->route_len = 0; /* gone (ROUTER_MANDATORY said so); EAGAIN is only a full queue */
@@ -58,17 +61,18 @@ static int s_send_direct(node_t *self, node_peer_t *p, const uint8_t *buf, size_
     return -1;
 }
 
-static int s_send_punched(node_peer_t *p, const uint8_t *buf, size_t len)
+static int s_send_punched(node_peer_t *p, zmq_msg_t *msg)
 {
-    if (p->punch && p->punch_up && zmq_send(p->punch, buf, len, ZMQ_DONTWAIT) >= 0)
+    if (p->punch && p->punch_up && zmq_msg_send(msg, p->punch, ZMQ_DONTWAIT) >= 0)
         return 0;
     return -1;
 }
 
 /* The relay itself must be reached on a real link, never through a relay. */
-static int s_send_to_relay(node_t *self, node_peer_t *relay, const uint8_t *buf, size_t len)
+static int s_send_to_relay(node_t *self, node_peer_t *relay, zmq_msg_t *msg)
 {
-    if (s_send_direct(self, relay, buf, len) == 0 || s_send_punched(relay, buf, len) == 0) {
+    size_t len = zmq_msg_size(msg);
+    if (s_send_direct(self, relay, msg) == 0 || s_send_punched(relay, msg) == 0) {
         s_count_out(self, relay, len);
         return 0;
     }
@@ -87,8 +91,7 @@ static void s_aad(char *out, size_t cap, size_t *len, const char *from, const ch
     *len = a + 1 + b;
 }
 
-static int s_send_relayed(node_t *self, node_peer_t *p, node_peer_t *via, const uint8_t *buf,
-                          size_t len)
+static int s_send_relayed(node_t *self, node_peer_t *p, node_peer_t *via, zmq_msg_t *msg)
 {
     if (!via || !p->seal)
         return -1;
@@ -98,8 +101,8 @@ static int s_send_relayed(node_t *self, node_peer_t *p, node_peer_t *via, const 
     uint8_t *sealed = NULL;
     size_t sealed_len = 0;
     cohort_err_t err;
-    if (cohort_seal_wrap(p->seal, (const uint8_t *)aad, aad_len, buf, len, &sealed, &sealed_len,
-                         &err) < 0)
+    if (cohort_seal_wrap(p->seal, (const uint8_t *)aad, aad_len, zmq_msg_data(msg),
+                         zmq_msg_size(msg), &sealed, &sealed_len, &err) < 0)
         return -1;
     node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
     Cohort__Wire__Relay relay = COHORT__WIRE__RELAY__INIT;
@@ -109,29 +112,29 @@ static int s_send_relayed(node_t *self, node_peer_t *p, node_peer_t *via, const 
     relay.count = self->tx_msgs > 1 ? self->tx_msgs : 0;
     env.body_case = COHORT__WIRE__ENVELOPE__BODY_RELAY;
     env.relay = &relay;
-    uint8_t *wire = NULL;
-    size_t wire_len = 0;
-    cohort_wire_encode(&env, &wire, &wire_len);
-    int rc = s_send_to_relay(self, via, wire, wire_len);
-    free(wire);
+    zmq_msg_t wire;
+    node_encode(&env, &wire);
+    int rc = s_send_to_relay(self, via, &wire);
+    zmq_msg_close(&wire);
     free(sealed);
     return rc;
 }
 
 int links_transmit_on(node_t *self, node_peer_t *p, cohort_rung_t rung, node_peer_t *via,
-                      const uint8_t *buf, size_t len)
+                      zmq_msg_t *msg)
 {
+    size_t len = zmq_msg_size(msg);
     int rc = -1;
     switch (rung) {
     case COHORT_RUNG_DIRECT:
-        rc = s_send_direct(self, p, buf, len);
+        rc = s_send_direct(self, p, msg);
         break;
     case COHORT_RUNG_PUNCHED:
-        rc = s_send_punched(p, buf, len);
+        rc = s_send_punched(p, msg);
         break;
     case COHORT_RUNG_RELAYED:
         /* the relay's own counters are bumped in s_send_to_relay */
-        if (s_send_relayed(self, p, via ? via : p->via, buf, len) < 0)
+        if (s_send_relayed(self, p, via ? via : p->via, msg) < 0)
             return -1;
         p->msgs_out++;
         p->bytes_out += len;
@@ -144,17 +147,17 @@ int links_transmit_on(node_t *self, node_peer_t *p, cohort_rung_t rung, node_pee
     return rc;
 }
 
-int links_transmit(node_t *self, node_peer_t *p, const uint8_t *buf, size_t len)
+int links_transmit(node_t *self, node_peer_t *p, zmq_msg_t *msg)
 {
     /* The active rung first; then, while no rung is confirmed or when the
      * active one refuses, any path that takes it (the session drops
      * duplicates and reorders nothing: a gap is resent). */
     if (p->ladder.active != COHORT_RUNG_NONE &&
-        links_transmit_on(self, p, p->ladder.active, NULL, buf, len) == 0)
+        links_transmit_on(self, p, p->ladder.active, NULL, msg) == 0)
         return 0;
     for (int r = COHORT_RUNG_DIRECT; r > COHORT_RUNG_NONE; r--)
         if ((cohort_rung_t)r != p->ladder.active &&
-            links_transmit_on(self, p, (cohort_rung_t)r, NULL, buf, len) == 0)
+            links_transmit_on(self, p, (cohort_rung_t)r, NULL, msg) == 0)
             return 0;
     return -1;
 }
@@ -526,16 +529,15 @@ static void s_forward(node_t *self, node_peer_t *from, Cohort__Wire__Relay *r)
     out.count = r->count;
     env.body_case = COHORT__WIRE__ENVELOPE__BODY_RELAY;
     env.relay = &out;
-    uint8_t *wire = NULL;
-    size_t len = 0;
-    cohort_wire_encode(&env, &wire, &len);
-    if (s_send_to_relay(self, to, wire, len) == 0) {
+    zmq_msg_t wire;
+    node_encode(&env, &wire);
+    if (s_send_to_relay(self, to, &wire) == 0) {
         self->relay_frames++;
         self->relay_bytes += r->sealed.len;
     } else {
         self->relay_dropped++;
     }
-    free(wire);
+    zmq_msg_close(&wire);
 }
 
 static void s_on_relay(node_t *self, node_peer_t *from, Cohort__Wire__Relay *r)
@@ -686,11 +688,10 @@ static void s_probe(node_t *self, node_peer_t *p, cohort_rung_t rung, int64_t no
     ping.roster_serial = cohort_roster_serial(self->id->roster); /* peers behind are sent ours */
     env.body_case = COHORT__WIRE__ENVELOPE__BODY_PING;
     env.ping = &ping;
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    cohort_wire_encode(&env, &buf, &len);
-    links_transmit_on(self, p, rung, NULL, buf, len);
-    free(buf);
+    zmq_msg_t msg;
+    node_encode(&env, &msg);
+    links_transmit_on(self, p, rung, NULL, &msg);
+    zmq_msg_close(&msg);
 }
 
 /* A punched link whose handshake completed but that has answered no probe

@@ -122,15 +122,21 @@ int node_transmit_env(node_t *self, node_peer_t *p, node_env_t *env)
     if (env->n_updates == 0 && env->body_case != COHORT__WIRE__ENVELOPE__BODY_DATA &&
         env->body_case != COHORT__WIRE__ENVELOPE__BODY_BATCH)
         members_attach(self, p, env, &pb);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    cohort_wire_encode(env, &buf, &len);
+    zmq_msg_t msg;
+    node_encode(env, &msg);
     self->tx_msgs =
         env->body_case == COHORT__WIRE__ENVELOPE__BODY_BATCH ? (uint32_t)env->batch->n_data : 1;
-    int rc = links_transmit(self, p, buf, len);
+    int rc = links_transmit(self, p, &msg);
     self->tx_msgs = 0;
-    free(buf);
+    zmq_msg_close(&msg);
     return rc;
+}
+
+void node_encode(node_env_t *env, zmq_msg_t *out)
+{
+    env->version = COHORT_WIRE_VERSION;
+    zmq_msg_init_size(out, cohort__wire__envelope__get_packed_size(env));
+    cohort__wire__envelope__pack(env, zmq_msg_data(out));
 }
 
 /* Credit in bytes to a node (pacing starts at twice that): smaller through
@@ -217,6 +223,18 @@ void node_emit_data(void *arg, uint64_t stream, uint64_t seq, const uint8_t *bod
 
 /* Queues an application message on the peer's session and sends it now if
  * a link is up. Returns a cohort.api.Code. */
+static int s_send_owned(node_t *self, node_peer_t *p, uint8_t *body, size_t len);
+
+/* Sends an encoded message (len bytes, copied) to p in its session. */
+static int s_send_bytes(node_t *self, node_peer_t *p, const uint8_t *raw, size_t len)
+{
+    if (len > self->cfg->max_message_size)
+        return COHORT__API__CODE__TOO_LARGE;
+    uint8_t *body = cohort_malloc(len ? len : 1);
+    memcpy(body, raw, len);
+    return s_send_owned(self, p, body, len);
+}
+
 static int s_send_msg(node_t *self, node_peer_t *p, const node_msg_t *msg)
 {
     size_t len = cohort__wire__message__get_packed_size(msg);
@@ -224,6 +242,12 @@ static int s_send_msg(node_t *self, node_peer_t *p, const node_msg_t *msg)
         return COHORT__API__CODE__TOO_LARGE;
     uint8_t *body = cohort_malloc(len);
     cohort__wire__message__pack(msg, body);
+    return s_send_owned(self, p, body, len);
+}
+
+/* Takes body (malloc'ed, len bytes). */
+static int s_send_owned(node_t *self, node_peer_t *p, uint8_t *body, size_t len)
+{
     /* The session keeps body until it is acknowledged, which cannot happen
      * before it is first sent: reading it through `bytes` below is safe. */
     const uint8_t *bytes = body;
@@ -819,11 +843,10 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
         out.pong = &pong;
         members_pb_t pb;
         members_attach(self, p, &out, &pb);
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        cohort_wire_encode(&out, &buf, &len);
-        links_transmit_on(self, p, path, via, buf, len);
-        free(buf);
+        zmq_msg_t frame;
+        node_encode(&out, &frame);
+        links_transmit_on(self, p, path, via, &frame);
+        zmq_msg_close(&frame);
         roster_sync_peer_serial(self, p, env->ping->roster_serial);
         break;
     }
@@ -1202,6 +1225,9 @@ static void s_answer_send(node_t *self, node_peer_t *p, int code, const char *wh
     zsock_send(self->pipe, "sss", c, why, credit);
 }
 
+static int s_publish(node_t *self, const uint8_t *raw, size_t len, unsigned *recipients,
+                     const char **why);
+
 /* The binary send commands (node.h). The front is this process: a header
  * that does not parse is a programmer error. */
 static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
@@ -1220,6 +1246,15 @@ static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
     assert(nul);
     const uint8_t *body = nul + 1;
     size_t len = n - (size_t)(body - d);
+    if (op == COHORT_NODE_CMD_PUBLISH) {
+        unsigned recipients = 0;
+        const char *why = "";
+        int code = s_publish(self, body, len, &recipients, &why);
+        if (code != COHORT__API__CODE__OK)
+            COHORT_LOG(COHORT_LOG_WARN, "publish.refused bytes=%zu code=%d reason=\"%s\"", len,
+                       code, why);
+        return;
+    }
     node_peer_t *p = node_peer_by_name(self, node);
     bool current = epoch == self->credit_epoch;
     if (op == COHORT_NODE_CMD_RELEASE || op == COHORT_NODE_CMD_SEND) {
@@ -1312,43 +1347,59 @@ static void s_deferred_answer(node_t *self, bool force)
     s_answer_send(self, p, COHORT__API__CODE__OK, "");
 }
 
-static int s_cmd_pub(node_t *self, zmsg_t *cmd)
+/* Publishes the message encoded in raw (len bytes) to this node's and its
+ * peers' matching subscriptions; *recipients gets how many took it.
+ * Returns the code; *why says what was wrong with it. */
+static int s_publish(node_t *self, const uint8_t *raw, size_t len, unsigned *recipients,
+                     const char **why)
 {
-    zframe_t *frame = zmsg_pop(cmd);
-    node_msg_t *msg = s_frame_msg(frame);
-    unsigned recipients = 0;
+    *recipients = 0;
+    *why = "";
+    node_msg_t *msg = cohort__wire__message__unpack(NULL, len, raw);
     int code = COHORT__API__CODE__OK;
-    const char *why = "";
     if (!msg || !cohort_subject_valid(msg->subject)) {
         code = COHORT__API__CODE__INVALID;
-        why = "topic must be dot-separated tokens without wildcards or spaces";
-    } else if (cohort__wire__message__get_packed_size(msg) > self->cfg->max_message_size) {
+        *why = "topic must be dot-separated tokens without wildcards or spaces";
+    } else if (len > self->cfg->max_message_size) {
         code = COHORT__API__CODE__TOO_LARGE;
-        why = "message larger than limits.max_message_size";
+        *why = "message larger than limits.max_message_size";
+    } else if (msg->kind != COHORT__WIRE__MESSAGE__KIND__PUBLISH) {
+        code = COHORT__API__CODE__INVALID;
+        *why = "not a publish"; /* the front encodes it: a programmer error */
     } else {
-        msg->kind = COHORT__WIRE__MESSAGE__KIND__PUBLISH;
+        /* it goes as the front encoded it: no re-encoding per subscriber */
         for (size_t i = 0; i < self->pattern_count; i++)
             if (cohort_pattern_match(self->patterns[i], msg->subject)) {
-                s_deliver(self, self->cfg->node_name, msg, NULL, 0);
-                recipients++;
+                s_deliver(self, self->cfg->node_name, msg, raw, len);
+                (*recipients)++;
                 break;
             }
         for (size_t i = 0; i < self->peer_count; i++) {
             node_peer_t *p = &self->peers[i];
             for (size_t k = 0; k < p->pattern_count; k++)
                 if (cohort_pattern_match(p->patterns[k], msg->subject)) {
-                    if (s_send_msg(self, p, msg) == COHORT__API__CODE__OK)
-                        recipients++;
+                    if (s_send_bytes(self, p, raw, len) == COHORT__API__CODE__OK)
+                        (*recipients)++;
                     break;
                 }
         }
     }
+    if (msg)
+        cohort__wire__message__free_unpacked(msg, NULL);
+    return code;
+}
+
+static int s_cmd_pub(node_t *self, zmsg_t *cmd)
+{
+    zframe_t *frame = zmsg_pop(cmd);
+    unsigned recipients = 0;
+    const char *why = "";
+    int code = frame ? s_publish(self, zframe_data(frame), zframe_size(frame), &recipients, &why)
+                     : COHORT__API__CODE__INVALID;
     char c[16], n[16];
     snprintf(c, sizeof c, "%d", code);
     snprintf(n, sizeof n, "%u", recipients);
     zsock_send(self->pipe, "sss", c, why, n);
-    if (msg)
-        cohort__wire__message__free_unpacked(msg, NULL);
     zframe_destroy(&frame);
     return 0;
 }
@@ -1692,7 +1743,7 @@ static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
         size_t n = zmq_msg_size(&first);
         bool more = zmq_msg_more(&first);
         if (!more && n > COHORT_NODE_CMD_HEAD && d[0] >= COHORT_NODE_CMD_SEND &&
-            d[0] <= COHORT_NODE_CMD_RELEASE) {
+            d[0] <= COHORT_NODE_CMD_PUBLISH) {
             self->batching = true;
             s_cmd_send_bin(self, &first);
             zmq_msg_close(&first);
@@ -1850,6 +1901,7 @@ void cohort_node_actor(zsock_t *pipe, void *vargs)
         zsock_signal(pipe, 1);
         return;
     }
+    args->max_message_size = self->cfg->max_message_size;
     zsock_signal(pipe, 0);
     zloop_start(self->loop);
     COHORT_LOG(COHORT_LOG_INFO, "node.stopped node=%s", self->cfg->node_name);

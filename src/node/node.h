@@ -32,7 +32,6 @@
  *          need a restart, comma-separated)
  * where msg is an encoded cohort.wire.Message. STATUS and PEERS add a frame
  * with an encoded cohort.api.Response. PUB adds the recipient count.
- * Inbox messages: "D" sender msg  |  "E" type node reason.
  *
  * Unicast sends are binary, one frame each (COHORT_NODE_CMD_*: a header of
  * COHORT_NODE_CMD_HEAD bytes, the node name and a NUL, the encoded
@@ -48,6 +47,10 @@
  *           for acks: pacing, see S_INFLIGHT_MAX.
  *   SEND_CREDIT   no reply; spends credit granted under epoch.
  *   RELEASE       no reply; gives back unused credit for a node.
+ *   PUBLISH       no reply (node name ""; the message a publish): PUB
+ *           without waiting for the recipient count. Publishing is at most
+ *           once: a subscriber whose send window is full misses it
+ *           (counted as queue_full), as with PUB.
  * Credit is revoked whenever the limits behind it may have changed (a
  * reload, a member removed): the actor frees every reservation and raises
  * *credit_epoch, which the front reads before spending credit. A message
@@ -69,6 +72,7 @@ enum {
     COHORT_NODE_CMD_SEND = 1,
     COHORT_NODE_CMD_SEND_CREDIT = 2,
     COHORT_NODE_CMD_RELEASE = 3,
+    COHORT_NODE_CMD_PUBLISH = 4,
 };
 #define COHORT_NODE_CMD_HEAD 21
 
@@ -85,6 +89,10 @@ typedef struct cohort_node_args {
     /* The credit epoch (see above), written by the actor, read by the
      * front: the one thing they share. Must outlive the actor. */
     _Atomic uint64_t *credit_epoch;
+    /* limits.max_message_size at start, set by the actor: the front checks
+     * publishes against it before sending them without an answer (the
+     * actor checks again: a reload may have lowered it). */
+    size_t max_message_size;
 } cohort_node_args_t;
 
 /* The actor body. Signals 0 on the pipe when running, -1 (with args->error

@@ -235,6 +235,9 @@ static inline int64_t node_now(void)
 /* node.c */
 void node_event(node_t *self, const char *type, const char *node, const char *reason);
 int node_transmit_env(node_t *self, node_peer_t *p, node_env_t *env);
+/* Encodes env (version set) straight into *out, initialised here: the
+ * frame is sent as it is, no copy. */
+void node_encode(node_env_t *env, zmq_msg_t *out);
 node_peer_t *node_peer_by_name(node_t *self, const char *name);
 int node_add_socket(node_t *self, void *sock, zloop_fn *fn);
 void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_rung_t path,
@@ -354,13 +357,15 @@ bool node_peer_learn_endpoints(node_t *self, node_peer_t *p, const char *const *
 /* links.c: the fallback ladder */
 void links_peer_init(node_t *self, node_peer_t *p);
 void links_peer_fini(node_peer_t *p);
-/* Sends one encoded envelope to p on its active rung (or the best path
- * available before a rung is confirmed). Returns -1 if no path takes it. */
-int links_transmit(node_t *self, node_peer_t *p, const uint8_t *buf, size_t len);
-/* Sends on one given rung only (probes, pongs answering on the rung that
- * asked). */
+/* Sends one encoded envelope (node_encode) to p on its active rung (or the
+ * best path available before a rung is confirmed). Returns -1 if no path
+ * takes it. Sent, msg is left empty (libzmq took its buffer without a
+ * copy); refused, it is untouched. The caller closes it either way. */
+int links_transmit(node_t *self, node_peer_t *p, zmq_msg_t *msg);
+/* The same on one given rung only (probes, pongs answering on the rung
+ * that asked). */
 int links_transmit_on(node_t *self, node_peer_t *p, cohort_rung_t rung, node_peer_t *via,
-                      const uint8_t *buf, size_t len);
+                      zmq_msg_t *msg);
 /* Handles the ladder's own envelopes (relay, punch, observed); returns
  * true if env was one of them. */
 bool links_handle(node_t *self, node_peer_t *from, node_env_t *env, cohort_rung_t path);

@@ -344,6 +344,41 @@ static void test_publish_goes_only_to_matching_subscribers(void **state)
     assert_int_equal(n, 0);
     m = cohort_msg_new("orders.*", "x", 1);
     assert_int_equal(cohort_publish(f->nodes[0], &m, &n), COHORT_INVALID);
+
+    /* Without a recipient count nothing waits: a stream of publishes
+     * arrives whole, in order, headers and all; bad ones are still
+     * refused at once. */
+    enum { N = 2000 };
+    for (unsigned i = 0; i < N; i++) {
+        char text[16];
+        int len = snprintf(text, sizeof text, "%u", i);
+        m = cohort_msg_new("orders.eu.stream", text, (size_t)len);
+        cohort_msg_set_header(m, "seq", text);
+        assert_int_equal(cohort_publish(f->nodes[0], &m, NULL), COHORT_OK);
+        assert_null(m);
+    }
+    for (unsigned i = 0; i < N; i++) {
+        got = s_next(f->nodes[2], 3000);
+        assert_non_null(got);
+        char text[16];
+        int len = snprintf(text, sizeof text, "%u", i);
+        size_t plen = 0;
+        const void *payload = cohort_msg_payload(got, &plen);
+        assert_int_equal(plen, (size_t)len);
+        assert_memory_equal(payload, text, plen);
+        assert_string_equal(cohort_msg_header(got, "seq"), text);
+        assert_string_equal(cohort_msg_sender(got), "alpha");
+        cohort_msg_destroy(&got);
+    }
+    m = cohort_msg_new("orders.>", "x", 1);
+    assert_int_equal(cohort_publish(f->nodes[0], &m, NULL), COHORT_INVALID);
+    assert_null(m);
+    size_t big = 2u << 20; /* over the default limits.max_message_size */
+    uint8_t *payload = calloc(1, big);
+    m = cohort_msg_new("orders.eu.big", payload, big);
+    free(payload);
+    assert_int_equal(cohort_publish(f->nodes[0], &m, NULL), COHORT_TOO_LARGE);
+    assert_null(s_next(f->nodes[2], 300));
 }
 
 /* Answers every request waiting at node i with its name; returns how many. */
