@@ -178,6 +178,15 @@ static const cohort_config_key_t s_keys[] = {
      S_AT(receive_queue),
      .doc = "Messages delivered but not yet read by the application; past it, peers' reliable "
             "messages wait (they are resent later), none is lost."},
+    {.key = "limits.receive_bytes",
+     S_SIZE,
+     .default_text = "64MiB",
+     .min = 64 * 1024,
+     .max = 16384 * S_MIB,
+     .reloadable = true,
+     S_AT(receive_bytes),
+     .doc = "Bytes of messages delivered but not yet read by the application (what a slow "
+            "application costs in memory); past it, as past receive_queue."},
     {.key = "limits.send_timeout",
      S_DURATION,
      .default_text = "0ms",

@@ -40,12 +40,13 @@ struct cohort {
     zlist_t *parked; /* cohort_msg_t * received while waiting for a reply */
     uint64_t next_request_id;
     s_credit_t credit[S_CREDIT_SLOTS];
-    unsigned credit_next;        /* slot to give up next when all are taken */
-    uint64_t credit_epoch;       /* the epoch the credit above was granted in */
-    _Atomic uint64_t epoch_seen; /* written by the actor (node.h) */
-    int rcvtimeo;                /* the inbox's receive timeout now */
-    cohort_arena_t arena;        /* what s_decode unpacks, reset after each */
-    size_t max_message_size;     /* the node's, at start (node.h) */
+    unsigned credit_next;         /* slot to give up next when all are taken */
+    uint64_t credit_epoch;        /* the epoch the credit above was granted in */
+    _Atomic uint64_t epoch_seen;  /* written by the actor (node.h) */
+    _Atomic uint64_t inbox_bytes; /* unread deliveries (node.h) */
+    int rcvtimeo;                 /* the inbox's receive timeout now */
+    cohort_arena_t arena;         /* what s_decode unpacks, reset after each */
+    size_t max_message_size;      /* the node's, at start (node.h) */
 };
 
 typedef struct {
@@ -293,6 +294,7 @@ int cohort_open(const char *config_path, cohort_t **out, char *err, size_t errle
     args.config_path = config_path;
     cohort_t *self = cohort_calloc(1, sizeof *self);
     args.credit_epoch = &self->epoch_seen;
+    args.inbox_bytes = &self->inbox_bytes;
     /* The inbox is connected before the node starts (inproc lets a connect
      * wait for its bind): events of its first moments, such as the first
      * member.up, would otherwise be dropped before anyone listens. */
@@ -625,6 +627,8 @@ static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
         size_t size = zmq_msg_size(&part[0]);
         const char *nul = size > 1 ? memchr(type + 1, 0, size - 1) : NULL;
         bool is_data = n == 1 && size > 1 && type[0] == 'D';
+        if (is_data)
+            atomic_fetch_sub(&self->inbox_bytes, size);
         if (is_data && nul) {
             const uint8_t *body = (const uint8_t *)nul + 1;
             msg = s_decode(&self->arena, type + 1, body,

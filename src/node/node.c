@@ -78,7 +78,16 @@ void node_event(node_t *self, const char *type, const char *node, const char *re
  * is counted and flagged so that a reliable Data can be taken back. */
 static void s_deliver_frame(node_t *self, zmq_msg_t *frame)
 {
-    if (zmq_msg_send(frame, zsock_resolve(self->inbox), 0) < 0) {
+    /* limits.receive_bytes: what the application has not read yet (one
+     * message always fits, whatever its size). Counted before the send:
+     * the front subtracts as soon as it has read it. */
+    size_t size = zmq_msg_size(frame);
+    _Atomic uint64_t *counted = self->inbox_bytes_shared;
+    uint64_t unread = counted ? atomic_fetch_add(counted, size) : 0;
+    if ((unread && unread + size > self->cfg->receive_bytes) ||
+        zmq_msg_send(frame, zsock_resolve(self->inbox), 0) < 0) {
+        if (counted)
+            atomic_fetch_sub(counted, size);
         self->counters.delivery_dropped++;
         self->delivery_failed = true; /* a reliable Data takes it back */
         zmq_msg_close(frame);
@@ -1891,6 +1900,7 @@ void cohort_node_actor(zsock_t *pipe, void *vargs)
     cohort__api__counters__init(&self->counters); /* protobuf-c needs its descriptor */
     self->pipe = pipe;
     self->credit_epoch_shared = args->credit_epoch ? args->credit_epoch : &self->credit_epoch_own;
+    self->inbox_bytes_shared = args->inbox_bytes; /* NULL: not counted */
     snprintf(self->inbox_ep, sizeof self->inbox_ep, "%s", args->inbox);
     cohort_err_t err;
     cohort_err_clear(&err);

@@ -93,6 +93,11 @@ typedef struct cohort_node_args {
      * publishes against it before sending them without an answer (the
      * actor checks again: a reload may have lowered it). */
     size_t max_message_size;
+    /* Bytes of deliveries ('D' frames) in the inbox: the actor adds what it
+     * delivers, the front subtracts what it reads, so the actor can hold
+     * them to limits.receive_bytes. NULL: no byte bound (only
+     * limits.receive_queue). Must outlive the actor. */
+    _Atomic uint64_t *inbox_bytes;
 } cohort_node_args_t;
 
 /* The actor body. Signals 0 on the pipe when running, -1 (with args->error

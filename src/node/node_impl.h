@@ -180,10 +180,13 @@ typedef struct {
     uint64_t credit_epoch;
     _Atomic uint64_t *credit_epoch_shared;
     _Atomic uint64_t credit_epoch_own; /* when the front gave none */
-    bool batching;                     /* emitted Data waits for s_batch_flush_all */
-    bool resending;                    /* go-back-N from the tick: relayed Data leaves alone */
-    uint32_t tx_msgs;                  /* messages in the envelope being sent (Relay.count) */
-    struct node_peer *deferred;        /* a SEND answer held back for pacing */
+    /* bytes of deliveries in the inbox, not yet read (node.h); NULL when
+     * the front does not count them */
+    _Atomic uint64_t *inbox_bytes_shared;
+    bool batching;              /* emitted Data waits for s_batch_flush_all */
+    bool resending;             /* go-back-N from the tick: relayed Data leaves alone */
+    uint32_t tx_msgs;           /* messages in the envelope being sent (Relay.count) */
+    struct node_peer *deferred; /* a SEND answer held back for pacing */
     int64_t deferred_until;
     int ping_timer;             /* every links.probe_timeout / 3; remade when a reload changes it */
     uint32_t unhandshaken[256]; /* fds accepted, no handshake yet */
