@@ -265,9 +265,53 @@ static zframe_t *s_encode(const cohort_msg_t *msg, cohort_msg_kind_t kind)
     return frame;
 }
 
+/* What a decoded message needs beyond its encoded size (the protobuf-c
+ * structs, alignment) in the common case of a few headers. */
+#define S_DECODE_SLACK 768
+
+/* Decodes straight into the block that becomes the message, so that the
+ * payload is copied once (by the decoder) and the message is one
+ * allocation. NULL when it does not fit (many headers): s_decode then
+ * takes the longer way. */
+static cohort_msg_t *s_decode_in_place(const char *sender, const uint8_t *data, size_t len)
+{
+    size_t sl = strlen(sender) + 1;
+    size_t block = sizeof(cohort_msg_t) + sl + 1 + len + S_DECODE_SLACK;
+    cohort_msg_t *msg = cohort_malloc(block);
+    memset(msg, 0, sizeof *msg);
+    char *strings = (char *)(msg + 1);
+    msg->sender = memcpy(strings, sender, sl);
+    char *empty = strings + sl;
+    *empty = '\0';
+    size_t used = (sl + 1 + 15) & ~(size_t)15;
+    cohort_arena_t a;
+    cohort_arena_wrap(&a, strings + used, block - sizeof *msg - used);
+    Cohort__Wire__Message *m = cohort__wire__message__unpack(&a.pb, len, data);
+    if (!m || a.outstanding) {
+        cohort_arena_free(&a, m ? &m->base : NULL);
+        free(msg);
+        return NULL;
+    }
+    msg->block = block;
+    /* protobuf-c points absent strings at a static "": ours instead */
+    msg->subject = m->subject && *m->subject ? m->subject : empty;
+    msg->error = m->error && *m->error ? m->error : empty;
+    msg->payload = m->payload.len ? m->payload.data : (uint8_t *)empty;
+    msg->len = m->payload.len;
+    msg->kind = (cohort_msg_kind_t)m->kind;
+    msg->request_id = m->request_id;
+    msg->status = (cohort_status_t)m->status;
+    for (size_t i = 0; i < m->n_headers; i++)
+        cohort_msg_set_header(msg, m->headers[i]->key, m->headers[i]->value);
+    return msg; /* m stays in the block, unused */
+}
+
 static cohort_msg_t *s_decode(cohort_arena_t *arena, const char *sender, const uint8_t *data,
                               size_t len)
 {
+    cohort_msg_t *in_place = s_decode_in_place(sender, data, len);
+    if (in_place)
+        return in_place;
     Cohort__Wire__Message *m = cohort__wire__message__unpack(&arena->pb, len, data);
     if (!m) {
         cohort_arena_reset(arena);

@@ -51,10 +51,19 @@ void cohort_arena_init(cohort_arena_t *a, size_t cap)
                           .cap = cap};
 }
 
+void cohort_arena_wrap(cohort_arena_t *a, void *buf, size_t cap)
+{
+    *a = (cohort_arena_t){.pb = {.alloc = s_alloc, .free = s_free, .allocator_data = a},
+                          .buf = buf,
+                          .cap = cap,
+                          .borrowed = true};
+}
+
 void cohort_arena_fini(cohort_arena_t *a)
 {
     assert(a->outstanding == 0);
-    free(a->buf);
+    if (!a->borrowed)
+        free(a->buf);
     a->buf = NULL;
     a->cap = a->used = a->wanted = 0;
 }
@@ -62,7 +71,7 @@ void cohort_arena_fini(cohort_arena_t *a)
 void cohort_arena_reset(cohort_arena_t *a)
 {
     assert(a->outstanding == 0);
-    if (a->wanted > a->cap && a->cap < COHORT_ARENA_MAX) {
+    if (!a->borrowed && a->wanted > a->cap && a->cap < COHORT_ARENA_MAX) {
         size_t cap = a->cap;
         while (cap < a->wanted && cap < COHORT_ARENA_MAX)
             cap *= 2;

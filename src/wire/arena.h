@@ -28,10 +28,14 @@ typedef struct {
     size_t used;
     size_t wanted;      /* bytes asked for since the last reset */
     size_t outstanding; /* malloc'ed overflow blocks not yet freed */
+    bool borrowed;      /* buf is the caller's (cohort_arena_wrap) */
 } cohort_arena_t;
 
 /* An arena with an initial block of cap bytes (rounded up to 4 KiB). */
 void cohort_arena_init(cohort_arena_t *a, size_t cap);
+/* An arena on the caller's cap bytes at buf, which it neither grows nor
+ * frees: what is decoded into it can stay there as long as buf does. */
+void cohort_arena_wrap(cohort_arena_t *a, void *buf, size_t cap);
 /* Frees the block. Everything decoded with the arena must be gone. */
 void cohort_arena_fini(cohort_arena_t *a);
 /* Hands every arena allocation back at once; overflow blocks must have
