@@ -829,7 +829,7 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
             s_handle_data(self, p, env->batch->data[i]);
         break;
     case COHORT__WIRE__ENVELOPE__BODY_ACK:
-        cohort_session_ack(p->session, env->ack->stream, env->ack->upto);
+        cohort_session_ack_at(p->session, env->ack->stream, env->ack->upto, now);
         break;
     case COHORT__WIRE__ENVELOPE__BODY_PING: {
         if (p->hello_in) {

@@ -18,6 +18,7 @@ typedef struct {
     uint8_t *body; /* owned; NULL when len is 0 */
     size_t len;
     int64_t sent_at; /* when it was last emitted, ms */
+    bool resent;     /* emitted more than once: its ack times nothing (Karn) */
 } s_slot_t;
 
 struct cohort_session {
@@ -40,6 +41,11 @@ struct cohort_session {
     int64_t rto;
     int64_t rto_min;
     int64_t rto_max;
+    /* Round-trip estimate from acks (RFC 6298): the timeout a quiet
+     * window starts from is srtt + 4 rttvar, never below rto_min, so a
+     * slow path or a deep queue does not resend what is merely late. */
+    int64_t srtt, rttvar; /* ms; srtt < 0: no sample yet */
+    int64_t rto_base;
     /* After a stream restart nothing in the window has been emitted under
      * the new numbers yet, so it is due whatever the timer says. */
     bool restart_due;
@@ -74,6 +80,8 @@ cohort_session_t *cohort_session_new(uint64_t stream, size_t max_unacked, size_t
     self->rto = rto_min_ms;
     self->rto_min = rto_min_ms;
     self->rto_max = rto_max_ms;
+    self->rto_base = rto_min_ms;
+    self->srtt = -1;
     return self;
 }
 
@@ -205,7 +213,28 @@ void cohort_session_send_reserved(cohort_session_t *self, uint8_t **body_p, size
     s_queue(self, body_p, len, now, stream, seq);
 }
 
+static void s_rtt_sample(cohort_session_t *self, int64_t r)
+{
+    if (self->srtt < 0) {
+        self->srtt = r;
+        self->rttvar = r / 2;
+    } else {
+        int64_t d = self->srtt > r ? self->srtt - r : r - self->srtt;
+        self->rttvar = (3 * self->rttvar + d) / 4;
+        self->srtt = (7 * self->srtt + r) / 8;
+    }
+    int64_t rto = self->srtt + (4 * self->rttvar > 1 ? 4 * self->rttvar : 1);
+    self->rto_base = rto < self->rto_min   ? self->rto_min
+                     : rto > self->rto_max ? self->rto_max
+                                           : rto;
+}
+
 size_t cohort_session_ack(cohort_session_t *self, uint64_t stream, uint64_t upto)
+{
+    return cohort_session_ack_at(self, stream, upto, -1);
+}
+
+size_t cohort_session_ack_at(cohort_session_t *self, uint64_t stream, uint64_t upto, int64_t now)
 {
     assert(self);
     if (stream != self->tx_stream || upto >= self->next_seq) {
@@ -215,12 +244,15 @@ size_t cohort_session_ack(cohort_session_t *self, uint64_t stream, uint64_t upto
     if (upto < self->first_seq)
         return 0; /* old or repeated ack: already applied */
     size_t n = (size_t)(upto - self->first_seq + 1);
+    const s_slot_t *newest = s_slot(self, n - 1);
+    if (now >= 0 && !newest->resent && !self->restart_due && now >= newest->sent_at)
+        s_rtt_sample(self, now - newest->sent_at);
     s_free_oldest(self, n);
     if (self->count == 0)
         self->restart_due = false;
     self->stats.acked += n;
     /* The peer is hearing us again: the backoff was for a silent path. */
-    self->rto = self->rto_min;
+    self->rto = self->rto_base;
     return n;
 }
 
@@ -231,6 +263,7 @@ static size_t s_emit_all(cohort_session_t *self, int64_t now, cohort_session_emi
     for (size_t i = 0; i < self->count; i++) {
         s_slot_t *slot = s_slot(self, i);
         slot->sent_at = now;
+        slot->resent = true;
         emit(arg, self->tx_stream, self->first_seq + i, slot->body, slot->len);
     }
     self->stats.resent += self->count;
@@ -259,7 +292,7 @@ size_t cohort_session_resend_all(cohort_session_t *self, int64_t now, cohort_ses
                                  void *arg)
 {
     assert(self);
-    self->rto = self->rto_min;
+    self->rto = self->rto_base;
     return s_emit_all(self, now, emit, arg);
 }
 
@@ -282,7 +315,7 @@ void cohort_session_restart_stream(cohort_session_t *self)
     self->tx_stream++;
     self->first_seq = 1;
     self->next_seq = 1 + self->count;
-    self->rto = self->rto_min;
+    self->rto = self->rto_base;
     self->restart_due = self->count > 0;
 }
 
@@ -369,4 +402,6 @@ void cohort_session_stats(const cohort_session_t *self, cohort_session_stats_t *
     *out = self->stats;
     out->unacked = self->count;
     out->unacked_bytes = self->bytes;
+    out->srtt_ms = self->srtt;
+    out->rto_ms = self->rto;
 }

@@ -58,6 +58,8 @@ typedef struct cohort_session_stats {
     uint64_t send_refused; /* sends refused because the window or bytes were full */
     size_t unacked;        /* messages in the window now */
     size_t unacked_bytes;  /* sum of their body lengths now */
+    int64_t srtt_ms;       /* smoothed round trip from acks; -1: no sample yet */
+    int64_t rto_ms;        /* the timeout a quiet window waits now */
 } cohort_session_stats_t;
 
 /* Called once per (re)emitted message, in seq order, on the thread that
@@ -127,12 +129,19 @@ void cohort_session_send_reserved(cohort_session_t *self, uint8_t **body_p, size
                                   bool reserved, int64_t now, uint64_t *stream, uint64_t *seq);
 
 /* Cumulative ack from the peer: frees every message of the current stream
- * with seq <= upto, and if that freed anything resets the timeout to
- * rto_min. An ack for another stream, or naming a seq never sent on this
- * stream, is ignored and counted (stats.acks_ignored); an old ack that frees
- * nothing is simply harmless. Returns how many messages were freed. Both
- * values come from the wire and may be anything. */
+ * with seq <= upto, and if that freed anything resets the timeout to its
+ * base: rto_min, or more when acks take longer (below). An ack for another
+ * stream, or naming a seq never sent on this stream, is ignored and counted
+ * (stats.acks_ignored); an old ack that frees nothing is simply harmless.
+ * Returns how many messages were freed. Both values come from the wire and
+ * may be anything. */
 size_t cohort_session_ack(cohort_session_t *self, uint64_t stream, uint64_t upto);
+/* The same, arriving at time now: the newest message it frees, if it was
+ * emitted only once, gives a round-trip sample (RFC 6298: srtt, rttvar;
+ * Karn's rule), and the base timeout becomes srtt + 4 rttvar within
+ * [rto_min, rto_max]: a path or a queue slower than rto_min stops being
+ * resent on every timeout. */
+size_t cohort_session_ack_at(cohort_session_t *self, uint64_t stream, uint64_t upto, int64_t now);
 
 /* If the oldest unacked message was last emitted at least the timeout ago
  * (or the stream was restarted and nothing was emitted on it since), re-emits
@@ -143,7 +152,7 @@ size_t cohort_session_resend_due(cohort_session_t *self, int64_t now, cohort_ses
                                  void *arg);
 
 /* Re-emits every unacked message in order now, whatever the timer says, and
- * resets the timeout to rto_min; for when a link comes back or the route
+ * resets the timeout to its base; for when a link comes back or the route
  * changed. Returns how many messages were emitted. */
 size_t cohort_session_resend_all(cohort_session_t *self, int64_t now, cohort_session_emit_fn *emit,
                                  void *arg);

@@ -364,6 +364,47 @@ static void test_resend_backs_off_to_rto_max_and_ack_resets_it(void **state)
     cohort_session_destroy(&s);
 }
 
+static void test_timeout_follows_measured_round_trips(void **state)
+{
+    (void)state;
+    cohort_session_t *s = cohort_session_new(STREAM, 10, 1000, 100, 3000);
+    recorder_t rec = {0};
+    assert_int_equal(s_stats(s).srtt_ms, -1);
+    /* Acks that take 500 ms: the timeout grows past them, so what is
+     * merely late is not resent. */
+    int64_t t = 1000;
+    for (uint64_t seq = 1; seq <= 8; seq++, t += 1000) {
+        s_send_ok(s, 'a', 1, t, STREAM, seq);
+        assert_int_equal(cohort_session_ack_at(s, STREAM, seq, t + 500), 1);
+    }
+    cohort_session_stats_t st = s_stats(s);
+    assert_int_equal(st.srtt_ms, 500);
+    assert_true(st.rto_ms > 500 && st.rto_ms < 1000);
+    s_send_ok(s, 'b', 1, t, STREAM, 9);
+    assert_int_equal(cohort_session_resend_due(s, t + 450, s_record, &rec), 0);
+    assert_int_equal(rec.count, 0);
+    assert_int_equal(cohort_session_ack_at(s, STREAM, 9, t + 490), 1);
+
+    /* A resent message's ack times nothing (Karn): it cannot tell which
+     * emission it answers. */
+    t += 1000;
+    s_send_ok(s, 'c', 1, t, STREAM, 10);
+    assert_true(cohort_session_resend_due(s, t + 2000, s_record, &rec) == 1);
+    int64_t before = s_stats(s).srtt_ms;
+    assert_int_equal(cohort_session_ack_at(s, STREAM, 10, t + 2001), 1);
+    assert_int_equal(s_stats(s).srtt_ms, before);
+
+    /* Fast acks bring it down again, never below rto_min. */
+    t += 3000;
+    for (uint64_t seq = 11; seq <= 60; seq++, t += 10) {
+        s_send_ok(s, 'd', 1, t, STREAM, seq);
+        assert_int_equal(cohort_session_ack_at(s, STREAM, seq, t + 1), 1);
+    }
+    assert_true(s_stats(s).srtt_ms <= 5);
+    assert_int_equal(s_stats(s).rto_ms, 100);
+    cohort_session_destroy(&s);
+}
+
 static void test_resend_all_emits_everything_now_and_resets_rto(void **state)
 {
     (void)state;
@@ -934,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_cumulative_ack_frees_messages_up_to_seq),
         cmocka_unit_test(test_resend_due_waits_for_rto_then_resends_all_in_order),
         cmocka_unit_test(test_resend_backs_off_to_rto_max_and_ack_resets_it),
+        cmocka_unit_test(test_timeout_follows_measured_round_trips),
         cmocka_unit_test(test_resend_all_emits_everything_now_and_resets_rto),
         cmocka_unit_test(test_restart_stream_renumbers_unacked_from_one_on_next_stream),
         cmocka_unit_test(test_stream_or_seq_zero_from_the_wire_is_a_gap),
