@@ -62,6 +62,8 @@ static void s_set_free(char ***v, size_t *n)
     *n = 0;
 }
 
+static void s_release_frame(void *holder);
+
 /* ---- inbox (to the front) ---- */
 
 /* The inbox never blocks the actor: when the application does not read,
@@ -470,6 +472,7 @@ node_peer_t *node_peer_add(node_t *self, const cohort_member_t *m, cohort_err_t 
     p->session = cohort_session_new(self->epoch, self->cfg->send_queue,
                                     (size_t)self->cfg->send_queue * S_SESSION_BYTES_PER_MSG,
                                     S_RTO_MIN_MS, S_RTO_MAX_MS);
+    cohort_session_set_release(p->session, s_release_frame);
     for (size_t e = 0; e < m->endpoint_count && e < COHORT_ROSTER_MAX_ENDPOINTS; e++)
         p->endpoints[p->endpoint_count++] = cohort_strdup(m->endpoints[e]);
     for (size_t k = 0; k < NODE_ROSTER_INBOUND; k++)
@@ -1239,6 +1242,13 @@ static int s_publish(node_t *self, const uint8_t *raw, size_t len, unsigned *rec
 
 /* The binary send commands (node.h). The front is this process: a header
  * that does not parse is a programmer error. */
+/* The session's release function for frames it keeps (send_held). */
+static void s_release_frame(void *holder)
+{
+    zmq_msg_close(holder);
+    free(holder);
+}
+
 static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
 {
     const uint8_t *d = zmq_msg_data(frame);
@@ -1281,12 +1291,16 @@ static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
             COHORT_LOG(COHORT_LOG_DEBUG, "send.dropped node=%s reason=removed", node);
             return;
         }
-        copy = cohort_malloc(len ? len : 1);
-        memcpy(copy, body, len);
-        /* The batch borrows the session's copy (frame is closed after
-         * this), which it keeps until acknowledged: after it is sent. */
-        const uint8_t *kept = copy;
-        cohort_session_send_reserved(p->session, &copy, len, current, node_now(), &stream, &seq);
+        /* The session keeps the frame itself (no copy) until the message
+         * is acknowledged; the batch borrows it till then. A very small
+         * frame lives inside its zmq_msg_t, so the body is found again
+         * after the move. */
+        size_t at = (size_t)(body - d);
+        zmq_msg_t *held = cohort_malloc(sizeof *held);
+        zmq_msg_init(held);
+        zmq_msg_move(held, frame);
+        const uint8_t *kept = (const uint8_t *)zmq_msg_data(held) + at;
+        cohort_session_send_held(p->session, kept, len, held, current, node_now(), &stream, &seq);
         void *pair[2] = {self, p};
         node_emit_data(pair, stream, seq, kept, len);
         return;

@@ -12,10 +12,12 @@
 #include "util/mem.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 typedef struct {
-    uint8_t *body; /* owned; NULL when len is 0 */
+    uint8_t *body; /* owned, or borrowed from holder; NULL when len is 0 */
+    void *holder;  /* what keeps body (cohort_session_send_held), or NULL */
     size_t len;
     int64_t sent_at; /* when it was last emitted, ms */
     bool resent;     /* emitted more than once: its ack times nothing (Karn) */
@@ -46,6 +48,7 @@ struct cohort_session {
      * slow path or a deep queue does not resend what is merely late. */
     int64_t srtt, rttvar; /* ms; srtt < 0: no sample yet */
     int64_t rto_base;
+    cohort_session_release_fn *release; /* for held bodies */
     /* After a stream restart nothing in the window has been emitted under
      * the new numbers yet, so it is due whatever the timer says. */
     bool restart_due;
@@ -91,7 +94,10 @@ static void s_free_oldest(cohort_session_t *self, size_t n)
     assert(n <= self->count);
     for (size_t i = 0; i < n; i++) {
         s_slot_t *slot = &self->ring[self->head];
-        free(slot->body);
+        if (slot->holder)
+            self->release(slot->holder);
+        else
+            free(slot->body);
         self->bytes -= slot->len;
         *slot = (s_slot_t){0};
         self->head = (self->head + 1) % self->cap;
@@ -133,8 +139,18 @@ void cohort_session_set_limits(cohort_session_t *self, size_t max_unacked, size_
 
 /* Queues body in the ring, growing it when reserved sends (or a lowered
  * limit) take it past its size. */
+static void s_queue_held(cohort_session_t *self, uint8_t *body, void *holder, size_t len,
+                         int64_t now, uint64_t *stream, uint64_t *seq);
+
 static void s_queue(cohort_session_t *self, uint8_t **body_p, size_t len, int64_t now,
                     uint64_t *stream, uint64_t *seq)
+{
+    s_queue_held(self, *body_p, NULL, len, now, stream, seq);
+    *body_p = NULL;
+}
+
+static void s_queue_held(cohort_session_t *self, uint8_t *body, void *holder, size_t len,
+                         int64_t now, uint64_t *stream, uint64_t *seq)
 {
     if (self->count == self->cap) {
         size_t cap = self->cap * 2;
@@ -147,8 +163,7 @@ static void s_queue(cohort_session_t *self, uint8_t **body_p, size_t len, int64_
         self->head = 0;
     }
     self->ring[(self->head + self->count) % self->cap] =
-        (s_slot_t){.body = *body_p, .len = len, .sent_at = now};
-    *body_p = NULL;
+        (s_slot_t){.body = body, .holder = holder, .len = len, .sent_at = now};
     self->count++;
     self->bytes += len;
     *stream = self->tx_stream;
@@ -227,6 +242,24 @@ static void s_rtt_sample(cohort_session_t *self, int64_t r)
     self->rto_base = rto < self->rto_min   ? self->rto_min
                      : rto > self->rto_max ? self->rto_max
                                            : rto;
+}
+
+void cohort_session_set_release(cohort_session_t *self, cohort_session_release_fn *release)
+{
+    assert(self && release);
+    self->release = release;
+}
+
+void cohort_session_send_held(cohort_session_t *self, const uint8_t *body, size_t len, void *holder,
+                              bool reserved, int64_t now, uint64_t *stream, uint64_t *seq)
+{
+    assert(self && holder && self->release);
+    assert(body || len == 0);
+    assert(stream && seq);
+    if (reserved)
+        cohort_session_unreserve(self, 1, len);
+    /* never written through: the slot only hands it to emit as const */
+    s_queue_held(self, (uint8_t *)(uintptr_t)body, holder, len, now, stream, seq);
 }
 
 size_t cohort_session_ack(cohort_session_t *self, uint64_t stream, uint64_t upto)

@@ -128,6 +128,17 @@ void cohort_session_unreserve(cohort_session_t *self, size_t msgs, size_t bytes)
 void cohort_session_send_reserved(cohort_session_t *self, uint8_t **body_p, size_t len,
                                   bool reserved, int64_t now, uint64_t *stream, uint64_t *seq);
 
+/* What keeps a held body (cohort_session_send_held); called when its
+ * message is acknowledged or the session destroyed. */
+typedef void(cohort_session_release_fn)(void *holder);
+/* Sets the release function for held bodies; once, before any. */
+void cohort_session_set_release(cohort_session_t *self, cohort_session_release_fn *release);
+/* As cohort_session_send_reserved, but body is borrowed: holder keeps it
+ * (e.g. the frame it arrived in) and the session keeps holder until the
+ * message is acknowledged, saving a copy of every message. */
+void cohort_session_send_held(cohort_session_t *self, const uint8_t *body, size_t len, void *holder,
+                              bool reserved, int64_t now, uint64_t *stream, uint64_t *seq);
+
 /* Cumulative ack from the peer: frees every message of the current stream
  * with seq <= upto, and if that freed anything resets the timeout to its
  * base: rto_min, or more when acks take longer (below). An ack for another

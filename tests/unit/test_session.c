@@ -405,6 +405,37 @@ static void test_timeout_follows_measured_round_trips(void **state)
     cohort_session_destroy(&s);
 }
 
+static int s_released;
+static void s_release_count(void *holder)
+{
+    s_released++;
+    free(holder);
+}
+
+static void test_held_bodies_are_emitted_and_released_by_ack_or_destroy(void **state)
+{
+    (void)state;
+    cohort_session_t *s = cohort_session_new(STREAM, 10, 1000, 100, 1000);
+    cohort_session_set_release(s, s_release_count);
+    s_released = 0;
+    for (uint8_t i = 0; i < 3; i++) {
+        uint8_t *holder = s_body((uint8_t)('x' + i), 8); /* the body is inside */
+        uint64_t stream = 0, seq = 0;
+        cohort_session_send_held(s, holder + 2, 4, holder, false, 1000, &stream, &seq);
+        assert_int_equal(seq, i + 1);
+    }
+    assert_int_equal(s_stats(s).unacked_bytes, 12);
+    recorder_t rec = {0};
+    assert_int_equal(cohort_session_resend_all(s, 1000, s_record, &rec), 3);
+    s_expect_emitted(&rec, 0, STREAM, 1, 'x');
+    s_expect_emitted(&rec, 2, STREAM, 3, 'z');
+    assert_int_equal(rec.items[1].len, 4);
+    assert_int_equal(cohort_session_ack(s, STREAM, 2), 2);
+    assert_int_equal(s_released, 2);
+    cohort_session_destroy(&s);
+    assert_int_equal(s_released, 3);
+}
+
 static void test_resend_all_emits_everything_now_and_resets_rto(void **state)
 {
     (void)state;
@@ -976,6 +1007,7 @@ int main(void)
         cmocka_unit_test(test_resend_due_waits_for_rto_then_resends_all_in_order),
         cmocka_unit_test(test_resend_backs_off_to_rto_max_and_ack_resets_it),
         cmocka_unit_test(test_timeout_follows_measured_round_trips),
+        cmocka_unit_test(test_held_bodies_are_emitted_and_released_by_ack_or_destroy),
         cmocka_unit_test(test_resend_all_emits_everything_now_and_resets_rto),
         cmocka_unit_test(test_restart_stream_renumbers_unacked_from_one_on_next_stream),
         cmocka_unit_test(test_stream_or_seq_zero_from_the_wire_is_a_gap),
