@@ -1240,8 +1240,6 @@ static void s_answer_send(node_t *self, node_peer_t *p, int code, const char *wh
 static int s_publish(node_t *self, const uint8_t *raw, size_t len, unsigned *recipients,
                      const char **why);
 
-/* The binary send commands (node.h). The front is this process: a header
- * that does not parse is a programmer error. */
 /* The session's release function for frames it keeps (send_held). */
 static void s_release_frame(void *holder)
 {
@@ -1249,6 +1247,8 @@ static void s_release_frame(void *holder)
     free(holder);
 }
 
+/* The binary send commands (node.h). The front is this process: a header
+ * that does not parse is a programmer error. */
 static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
 {
     const uint8_t *d = zmq_msg_data(frame);
