@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: installs what it
 # needs, checks formatting, builds with warnings as errors, runs every test
-# under ASan+UBSan, then runs every test on the normal build. The output ends
-# with ctest's summary line of that last run.
+# under ASan+UBSan, then runs every test on the normal build, and last builds
+# the Docker image and runs the Compose multi-site cluster's smoke test
+# (tests/compose/run.sh, as root). The output ends with that smoke test's
+# summary line ("compose: N passed, M failed").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -29,3 +31,6 @@ echo "== release build and tests"
 cmake -S . -B build/ci -DCOHORT_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/ci -j"$jobs" >/dev/null
 ctest --test-dir build/ci --output-on-failure -j"$jobs"
+
+echo "== compose cluster (docker/Dockerfile, docker/compose.yml; logs in build/compose/)"
+bash tests/compose/run.sh
