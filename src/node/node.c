@@ -1113,6 +1113,37 @@ static int s_on_router_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     return 0;
 }
 
+/* A refused key (a revoked member redialling, say) is logged when first
+ * seen and then at most every S_REFUSED_LOG_MS, with how many refusals
+ * went unlogged in between: one line per key and minute, not per dial. */
+static void s_log_refused(node_t *self, const char *key, const char *reason)
+{
+    int64_t now = node_now();
+    node_refused_t *slot = NULL, *oldest = &self->refused_log[0];
+    for (size_t i = 0; i < NODE_REFUSED_LOG; i++) {
+        node_refused_t *r = &self->refused_log[i];
+        if (!strcmp(r->key, key)) {
+            slot = r;
+            break;
+        }
+        if (r->at < oldest->at)
+            oldest = r;
+    }
+    if (slot && now - slot->at < S_REFUSED_LOG_MS) {
+        slot->suppressed++;
+        return;
+    }
+    uint64_t suppressed = slot ? slot->suppressed : 0;
+    if (!slot) {
+        slot = oldest;
+        snprintf(slot->key, sizeof slot->key, "%s", key);
+    }
+    slot->at = now;
+    slot->suppressed = 0;
+    COHORT_LOG(COHORT_LOG_WARN, "handshake.refused key=%s reason=%s suppressed=%" PRIu64, key,
+               reason, suppressed);
+}
+
 static int s_on_zap(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
@@ -1120,8 +1151,8 @@ static int s_on_zap(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     node_t *self = arg;
     while (cohort_zap_handle(self->zap, self->id->roster, time(NULL), &self->zap_stats) == 0) {
         if (self->zap_stats.refused && self->zap_stats.last_refused_reason[0]) {
-            COHORT_LOG(COHORT_LOG_WARN, "handshake.refused key=%s reason=%s",
-                       self->zap_stats.last_refused_key, self->zap_stats.last_refused_reason);
+            s_log_refused(self, self->zap_stats.last_refused_key,
+                          self->zap_stats.last_refused_reason);
             self->zap_stats.last_refused_reason[0] = '\0';
         }
     }

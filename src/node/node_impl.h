@@ -86,6 +86,15 @@ typedef struct node_roster_peer {
     uint8_t fp[COHORT_CERT_FP_LEN]; /* its certificate (revocation) */
 } node_roster_peer_t;
 
+/* A refused key's log state (node.c s_log_refused). */
+#define NODE_REFUSED_LOG 32
+#define S_REFUSED_LOG_MS 60000
+typedef struct {
+    char key[41]; /* Z85; "" when free */
+    int64_t at;   /* when last logged */
+    uint64_t suppressed;
+} node_refused_t;
+
 typedef struct node_peer {
     char *name;
     char *site;
@@ -210,7 +219,8 @@ typedef struct {
     uint64_t roster_applied, roster_rejected, roster_sent;
     bool delivery_failed; /* the inbox refused the last delivery */
     cohort_arena_t arena; /* what node_process_frame decodes, reset after each */
-    int frame_depth;      /* node_process_frame nesting (a relayed envelope) */
+    node_refused_t refused_log[NODE_REFUSED_LOG]; /* s_log_refused */
+    int frame_depth; /* node_process_frame nesting (a relayed envelope) */
     /* members.c */
     cohort_swim_t *swim;
     uint64_t swim_rng;
