@@ -569,8 +569,8 @@ static void s_on_relay(node_t *self, node_peer_t *from, Cohort__Wire__Relay *r)
         return;
     }
     node_env_t *inner = NULL;
-    if (cohort_wire_decode_in(&self->arena, plain, plain_len, self->cfg->max_message_size + 1024,
-                              &inner, &err) == 0) {
+    if (cohort_wire_decode_in(&self->arena, plain, plain_len, node_frame_max(self), &inner, &err) ==
+        0) {
         if (inner->body_case == COHORT__WIRE__ENVELOPE__BODY_BATCH &&
             inner->batch->n_data > (r->count > 1 ? r->count : 1)) {
             /* more than the relay was told (and counted against the quota) */

@@ -210,7 +210,7 @@ void node_emit_data(void *arg, uint64_t stream, uint64_t seq, const uint8_t *bod
      * relay's per-pair message quota), but not when resent: a batch more
      * than a pair's quota never passes the relay, so a resend goes one
      * message a frame and gets through at the quota's pace. */
-    if (self->batching && len <= S_BATCH_BYTES / 4 &&
+    if (self->batching && len <= S_BATCH_ONE_MAX &&
         !(self->resending && p->ladder.active == COHORT_RUNG_RELAYED)) {
         if (p->batch_count == S_BATCH_MAX || p->batch_bytes + len > S_BATCH_BYTES)
             s_batch_flush(self, p);
@@ -900,7 +900,7 @@ void node_process_frame(node_t *self, node_peer_t *p, zmq_msg_t *body, cohort_ru
 {
     size_t len = zmq_msg_size(body);
     self->counters.messages_in++;
-    if (len > self->cfg->max_message_size + 1024) {
+    if (len > node_frame_max(self)) {
         self->counters.oversized_dropped++;
         COHORT_LOG(COHORT_LOG_WARN, "frame.oversized peer=%s bytes=%zu", p->name, len);
         return;
@@ -910,8 +910,8 @@ void node_process_frame(node_t *self, node_peer_t *p, zmq_msg_t *body, cohort_ru
     node_env_t *env = NULL;
     cohort_err_t err;
     self->frame_depth++;
-    if (cohort_wire_decode_in(&self->arena, zmq_msg_data(body), len,
-                              self->cfg->max_message_size + 1024, &env, &err) < 0) {
+    if (cohort_wire_decode_in(&self->arena, zmq_msg_data(body), len, node_frame_max(self), &env,
+                              &err) < 0) {
         self->counters.garbage_dropped++;
         COHORT_LOG(COHORT_LOG_DEBUG, "frame.dropped peer=%s error=\"%s\"", p->name,
                    cohort_err_text(&err));

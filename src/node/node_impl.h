@@ -45,11 +45,20 @@
 /* ... both divided by this through a relay */
 #define S_RELAY_CREDIT_DIV 4
 #define S_PACE_MAX_MS 20
-/* Data envelopes coalesced into one Batch frame per peer and flush: far
- * under any sane limits.max_message_size, so a batch is never refused
- * where its messages one by one would not be. */
+/* Data envelopes coalesced into one Batch frame per peer and flush: their
+ * bodies at most S_BATCH_BYTES in all, each at most a third of that
+ * (bigger ones go alone; 16 KiB messages still go three to a frame). A
+ * batch frame, with its per-message headers and a relay's envelope and
+ * seal, stays under S_FRAME_SLACK, which every node accepts on top of its
+ * own limits.max_message_size (node_frame_max): a batch is never refused
+ * where its messages one by one would not be, whatever the receiver's
+ * limit. */
 #define S_BATCH_MAX 256
-#define S_BATCH_BYTES (64 * 1024)
+#define S_BATCH_BYTES (52 * 1024)
+#define S_BATCH_ONE_MAX (S_BATCH_BYTES / 3)
+_Static_assert(S_BATCH_BYTES + S_BATCH_MAX * 32 + 1024 <= S_FRAME_SLACK,
+               "a batch frame (32 B of headers per message, 1 KiB for a relay's envelope and "
+               "seal) fits any receiver's frame bound");
 
 /* One Data envelope waiting for the batch flush; body borrowed from the
  * session, which cannot free it before it was sent (node.c). */
@@ -243,6 +252,17 @@ static inline char *node_str(const char *text)
 static inline int64_t node_now(void)
 {
     return zclock_mono();
+}
+
+/* The largest frame a peer may send: one message of
+ * limits.max_message_size with its envelope, or a batch (at most
+ * S_FRAME_SLACK, whatever the limit). libzmq's ZMQ_MAXMSGSIZE is the
+ * looser max_message_size + S_FRAME_SLACK; past this bound a frame is
+ * counted as oversized. */
+static inline size_t node_frame_max(const node_t *self)
+{
+    size_t one = (size_t)self->cfg->max_message_size + 1024;
+    return one > S_FRAME_SLACK ? one : S_FRAME_SLACK;
 }
 
 /* node.c */
