@@ -176,8 +176,17 @@ static const cohort_config_key_t s_keys[] = {
      .min = 16,
      .max = 10000000,
      S_AT(receive_queue),
-     .doc = "Messages delivered but not yet read by the application; past it, peers' reliable "
-            "messages wait (they are resent later), none is lost."},
+     .doc = "Messages delivered but not yet read by the application; past it, each peer's "
+            "deliveries wait in its own queue (limits.peer_receive_queue)."},
+    {.key = "limits.peer_receive_queue",
+     S_UINT,
+     .default_text = "1000",
+     .min = 16,
+     .max = 1000000,
+     .reloadable = true,
+     S_AT(peer_receive_queue),
+     .doc = "Deliveries from one peer waiting while the application's inbox is full; past it, "
+            "that peer's reliable messages wait (they are resent later), none is lost."},
     {.key = "limits.send_timeout",
      S_DURATION,
      .default_text = "0ms",

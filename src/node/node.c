@@ -79,6 +79,15 @@ void node_event(node_t *self, const char *type, const char *node, const char *re
  * whole. */
 static void s_deliver_body(node_t *self, const char *sender, zmq_msg_t *body)
 {
+    self->delivery_failed = false;
+    if (self->delivering) {
+        /* a peer's Data: queued fairly with the other peers' (inbox.c) */
+        if (!node_inbox_deliver(self, self->delivering, body)) {
+            self->counters.delivery_dropped++;
+            self->delivery_failed = true; /* a reliable Data takes it back */
+        }
+        return;
+    }
     void *inbox = zsock_resolve(self->inbox);
     if (zmq_send(inbox, "D", 1, ZMQ_SNDMORE) < 0) {
         self->counters.delivery_dropped++;
@@ -348,6 +357,7 @@ static void s_peer_fini(node_peer_t *p)
         free(p->endpoints[e]);
     cohort_session_destroy(&p->session);
     free(p->batch);
+    node_inbox_peer_free(p);
     s_set_free(&p->services, &p->service_count);
     s_set_free(&p->patterns, &p->pattern_count);
 }
@@ -492,6 +502,7 @@ void node_peer_remove(node_t *self, node_peer_t *p, const char *why)
         }
     }
     members_peer_removed(self, p->name);
+    node_inbox_peer_drop(self, p);
     s_deferred_answer(self, true); /* before peers move; its credit goes next */
     s_credit_revoke(self);
     s_dealer_stop(self, p);
@@ -594,7 +605,9 @@ static void s_handle_message(node_t *self, node_peer_t *from, node_msg_t *msg)
             if (self->pending[i].wire_id == msg->request_id) {
                 msg->request_id = self->pending[i].id;
                 s_deliver(self, from->name, msg);
-                s_pending_remove(self, i);
+                /* taken back (node_handle_envelope): it comes again */
+                if (!self->delivery_failed)
+                    s_pending_remove(self, i);
                 return;
             }
         break; /* late reply after a timeout: dropped */
@@ -770,15 +783,17 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
             return;
         }
         self->delivery_failed = false;
+        self->delivering = p;
         s_handle_message(self, p, msg);
+        self->delivering = NULL;
         cohort__wire__message__free_unpacked(msg, NULL);
         if (self->delivery_failed && d->seq != 0) {
-            /* The application is behind (its inbox is full): not received,
-             * so not acked; the sender resends it later. Reliable means
-             * never acked and lost. */
+            /* The application is behind and p's receive queue is full:
+             * not received, so not acked; the sender resends it later.
+             * Reliable means never acked and lost. */
             cohort_session_unreceive(p->session, d->stream, d->seq);
             self->counters.delivery_dropped--;
-            self->counters.delivery_deferred++;
+            node_inbox_throttled(self, p);
         }
         break;
     }
@@ -1537,6 +1552,9 @@ static int s_cmd_peers(node_t *self)
         out->bytes_in = p->bytes_in;
         out->bytes_out = p->bytes_out;
         out->unacked = (uint32_t)ss.unacked;
+        out->throttled = p->rxq.throttled;
+        out->receive_queued = (uint32_t)p->rxq.count;
+        out->receive_queued_peak = (uint32_t)p->rxq.peak;
         out->roles = cohort_roles_text(p->roles, roles[i], sizeof roles[i]) ? roles[i] : NULL;
         ptrs[i] = out;
     }

@@ -58,6 +58,17 @@ typedef struct {
     size_t len;
 } node_batched_t;
 
+/* inbox.c: one peer's deliveries waiting for room in the inbox, oldest
+ * first, and how often it was throttled. */
+typedef struct node_rxq {
+    zmq_msg_t *ring; /* cap slots, made on first use */
+    size_t cap, head, count, bytes;
+    size_t peak;        /* the most that ever waited */
+    uint64_t throttled; /* reliable Data taken back: its queue was full */
+    uint64_t throttled_logged;
+    int64_t logged_at; /* last delivery.throttled line, ms */
+} node_rxq_t;
+
 typedef Cohort__Wire__Envelope node_env_t;
 typedef Cohort__Wire__Message node_msg_t;
 
@@ -137,6 +148,7 @@ typedef struct node_peer {
     /* Data waiting for the end of this round of front commands (node.c) */
     node_batched_t *batch; /* S_BATCH_MAX slots, made on first use */
     size_t batch_count, batch_bytes;
+    node_rxq_t rxq; /* inbox.c */
 } node_peer_t;
 
 typedef struct {
@@ -205,6 +217,12 @@ typedef struct {
     struct node_roster_offer *roster_offer; /* newest roster a peer sent, not yet tried */
     uint64_t roster_applied, roster_rejected, roster_sent;
     bool delivery_failed; /* the inbox refused the last delivery */
+    /* inbox.c: deliveries waiting in the peers' queues, the peer the next
+     * drain round starts at, and the Data being handled (its sender) */
+    size_t rxq_total;
+    size_t rxq_next;
+    bool rxq_polling;
+    struct node_peer *delivering;
     /* members.c */
     cohort_swim_t *swim;
     uint64_t swim_rng;
@@ -347,6 +365,25 @@ void members_free(Cohort__Api__Response *resp);
  * if a dealer was opened. */
 bool node_peer_learn_endpoints(node_t *self, node_peer_t *p, const char *const *endpoints, size_t n,
                                const char *source);
+
+/* ---- inbox.c: deliveries to the application, fair across peers ---- */
+/* Hands body (a packed Message from peer p) to the application: straight
+ * into the inbox while nothing waits, else behind p's earlier deliveries
+ * in p's queue. Takes body. Returns false when p's queue is full: the
+ * delivery is refused and dropped (a reliable one the caller takes back,
+ * so the peer resends it, and reports with node_inbox_throttled). */
+bool node_inbox_deliver(node_t *self, node_peer_t *p, zmq_msg_t *body);
+/* p's reliable Data was refused and taken back: counts it (per peer and
+ * delivery_deferred) and logs delivery.throttled, at most every 10 s. */
+void node_inbox_throttled(node_t *self, node_peer_t *p);
+/* Moves waiting deliveries into the inbox, round robin across peers, until
+ * it refuses or nothing waits. */
+void node_inbox_drain(node_t *self);
+/* p is being removed: what the inbox takes now goes, the rest of its queue
+ * is dropped (counted in delivery_dropped). */
+void node_inbox_peer_drop(node_t *self, node_peer_t *p);
+/* Frees p's queue (the node stops). */
+void node_inbox_peer_free(node_peer_t *p);
 
 /* links.c: the fallback ladder */
 void links_peer_init(node_t *self, node_peer_t *p);

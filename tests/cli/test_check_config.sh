@@ -338,6 +338,7 @@ limits:
   max_message_size: 1MiB
   send_queue: 10000
   receive_queue: 100000
+  peer_receive_queue: 1000
   send_timeout: 0ms
 links:
   direct_timeout: 2s

@@ -129,17 +129,17 @@ status_and_peers_describe_the_cluster() {
     out_has "^peers +2/2 up$"
     local c
     for c in "garbage dropped" "oversized dropped" "handshakes refused" "duplicates dropped" \
-        resent "queue full" "delivery dropped"; do
+        resent "queue full" "delivery dropped" "delivery deferred" "delivery queued"; do
         out_has "^  $c +[0-9]+$"
     done
     expect_ok -- ctl alpha status --json
     out_has '^\{"node":"alpha","cluster":"testcluster","site":"hq",'
     out_has '"counters":\{"garbage_dropped":[0-9]+,'
     expect_ok -- ctl alpha peers
-    out_has "^NAME +SITE +STATE +LINK +WHY-NOT-HIGHER +RTT +LAST-SEEN +MSGS-IN +MSGS-OUT +BYTES-IN +BYTES-OUT +UNACKED +FINGERPRINT$"
+    out_has "^NAME +SITE +STATE +LINK +WHY-NOT-HIGHER +RTT +LAST-SEEN +MSGS-IN +MSGS-OUT +BYTES-IN +BYTES-OUT +UNACKED +THROTTLED +FINGERPRINT$"
     local fp
     fp=$(cert_fp "${DIR[gamma]}/node.crt")
-    out_has "^beta +hq +up +direct +- +[0-9.]+ms +[0-9.]+s ago( +[0-9]+){5} +[0-9a-f]{16}$"
+    out_has "^beta +hq +up +direct +- +[0-9.]+ms +[0-9.]+s ago( +[0-9]+){6} +[0-9a-f]{16}$"
     out_has "^gamma +plant +up +direct .* ${fp:0:16}$"
     expect_ok -- ctl alpha peers --json
     out_has "\"name\":\"gamma\",\"site\":\"plant\",\"state\":\"up\",.*\"fingerprint\":\"$fp\""
