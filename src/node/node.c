@@ -913,8 +913,11 @@ static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     (void)loop;
     (void)item;
     node_t *self = arg;
-    /* Drain what is there, bounded so one busy peer cannot starve timers. */
-    for (int budget = 0; budget < 1000; budget++) {
+    /* Drain what is there, bounded so one busy peer cannot starve timers
+     * nor hold back the acks of others: in frames, and in time, as a frame
+     * may be a Batch of hundreds of messages (S_TURN_MS). */
+    int64_t start = node_now();
+    for (int budget = 0; budget < 1000 && !S_TURN_OVER(budget, start); budget++) {
         zmq_msg_t route, body;
         zmq_msg_init(&route);
         if (zmq_msg_recv(&route, self->router, ZMQ_DONTWAIT) < 0) {
@@ -967,7 +970,8 @@ static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
             p = &self->peers[i];
     if (!p)
         return 0;
-    for (int budget = 0; budget < 1000; budget++) {
+    int64_t start = node_now();
+    for (int budget = 0; budget < 1000 && !S_TURN_OVER(budget, start); budget++) {
         zmq_msg_t body;
         if (node_recv_one(self, p->dealer, &body) < 0) {
             zmq_msg_close(&body);
