@@ -254,18 +254,26 @@ static bool s_take(cohort_t *node, int ms, s_stream_t *streams, int n)
     return true;
 }
 
-/* The receiving application: reads up to rate deliveries a second for ms,
- * checking every 100 ms that no peer's queue is past S_CAP, and that the
- * node answers a status request within a second; notes the peak RSS. */
+/* The receiving application: reads up to rate deliveries a second for ms
+ * (or, rate 0, nothing until `throttled` is, within ms), checking every
+ * 100 ms that no peer's queue is past S_CAP, and that the node answers a
+ * status request within a second; notes the peak RSS. */
 enum { S_CAP = 500 };
 #define S_RECEIVER_CONFIG "limits:\n  receive_queue: 16\n  peer_receive_queue: 500\n"
 
 static void s_read_slowly(cohort_t *node, int rate, int ms, s_stream_t *streams, int n,
-                          long *rss_peak)
+                          long *rss_peak, const char *throttled)
 {
     int64_t start = zclock_mono(), end = start + ms, next_check = start, at = start;
     double budget = 0;
-    while (zclock_mono() < end) {
+    for (;;) {
+        if (throttled && s_rx(node, throttled).throttled > 0)
+            break;
+        if (zclock_mono() >= end) {
+            if (throttled)
+                fail_msg("%s was never throttled", throttled);
+            break;
+        }
         int64_t now = zclock_mono();
         budget += (double)(now - at) * rate / 1000.0;
         at = now;
@@ -388,15 +396,14 @@ static void test_a_flooding_peer_is_throttled_and_a_quiet_peer_keeps_flowing(voi
 
     /* 1. The application reads nothing: the flooder fills the inbox, then
      * its own queue, and is throttled; no queue passes its limit. */
-    s_read_slowly(r, 0, test_ms(1500), streams, 2, &rss_peak);
-    assert_true(s_rx(r, "flooder").throttled > 0);
+    s_read_slowly(r, 0, test_ms(10000), streams, 2, &rss_peak, "flooder");
 
     /* 2. The application reads, far slower than the flooder sends: the
      * quiet peer's messages still arrive promptly (those sent after what
      * waited from 1 went in). */
     int64_t start = zclock_mono(), bound = test_ms(S_PROMPT_MS);
     streams[1].measure_from = start + test_ms(1500);
-    s_read_slowly(r, S_READ_RATE, test_ms(8000), streams, 2, &rss_peak);
+    s_read_slowly(r, S_READ_RATE, 8000, streams, 2, &rss_peak, NULL);
     int64_t end = zclock_mono();
     int arrived = streams[1].next;
     s_rx_t during = s_rx(r, "flooder");
@@ -410,8 +417,10 @@ static void test_a_flooding_peer_is_throttled_and_a_quiet_peer_keeps_flowing(voi
                   rss_peak);
     int prompt =
         s_check_prompt(&h, sent[1], &streams[1], arrived, streams[1].measure_from, end, bound);
-    assert_true(prompt > 100);
-    s_check_not_resent(c->nodes[H], sent[1]);
+    if (!test_slow()) { /* under valgrind the bounds hold, the reading rate does not */
+        assert_true(prompt > 100);
+        s_check_not_resent(c->nodes[H], sent[1]);
+    }
     streams[1].measure_from = 0;
     s_read_all(r, streams, sent, 2);
 
@@ -539,10 +548,10 @@ static void test_a_hostile_flood_outside_the_session_protocol_stays_bounded(void
     /* The application reads nothing, then slowly: the rogue's queue fills
      * and stays at its limit, the quiet peer's messages keep arriving and
      * the node keeps answering. */
-    s_read_slowly(r, 0, test_ms(1000), streams, 2, &rss_peak);
+    s_read_slowly(r, 0, test_ms(10000), streams, 2, &rss_peak, "rogue");
     int64_t start = zclock_mono(), bound = test_ms(S_PROMPT_MS);
     streams[0].measure_from = start + test_ms(1500);
-    s_read_slowly(r, S_READ_RATE, test_ms(6000), streams, 2, &rss_peak);
+    s_read_slowly(r, S_READ_RATE, 6000, streams, 2, &rss_peak, NULL);
     int64_t end = zclock_mono();
     int arrived = streams[0].next;
     atomic_store(&x.stop, true);
@@ -556,8 +565,10 @@ static void test_a_hostile_flood_outside_the_session_protocol_stays_bounded(void
                   sent[0], streams[0].worst_ms, rss0, rss_peak);
     int prompt =
         s_check_prompt(&h, sent[0], &streams[0], arrived, streams[0].measure_from, end, bound);
-    assert_true(prompt > 100);
-    s_check_not_resent(c->nodes[H], sent[0]);
+    if (!test_slow()) {
+        assert_true(prompt > 100);
+        s_check_not_resent(c->nodes[H], sent[0]);
+    }
     streams[0].measure_from = 0;
     s_read_all(r, streams, sent, 2);
 
