@@ -147,6 +147,7 @@ void node_inbox_drain(node_t *self)
     while (self->rxq_total && self->peer_count) {
         /* one round: one message from each peer that has any, starting
          * after the peer served last */
+        bool moved = false;
         for (size_t n = 0; n < self->peer_count && self->rxq_total; n++) {
             node_peer_t *p = &self->peers[self->rxq_next % self->peer_count];
             node_rxq_t *q = &p->rxq;
@@ -160,9 +161,11 @@ void node_inbox_drain(node_t *self)
                 q->count--;
                 q->bytes -= len;
                 self->rxq_total--;
+                moved = true;
             }
             self->rxq_next = (self->rxq_next + 1) % self->peer_count;
         }
+        assert(moved); /* rxq_total counts what the queues hold */
     }
     s_poll_room(self, false);
 }

@@ -14,6 +14,7 @@
 
 #include "api.pb-c.h"
 #include "cluster.h"
+#include "roster/roster.h"
 #include "wire/wire.h"
 
 #include <czmq.h>
@@ -588,6 +589,76 @@ static void test_a_hostile_flood_outside_the_session_protocol_stays_bounded(void
     cluster_destroy(&c);
 }
 
+/* A member removed from the roster while its deliveries wait in its queue:
+ * they are dropped and counted (it is no longer admitted), the others'
+ * are not touched, and nothing is left behind. */
+static void test_a_removed_members_waiting_deliveries_are_dropped_and_counted(void **state)
+{
+    (void)state;
+    enum { R, F, H, COUNT };
+    const cluster_member_t members[COUNT] = {
+        {.name = "receiver", .run = true, .config = S_RECEIVER_CONFIG},
+        {.name = "flooder", .run = true},
+        {.name = "quiet", .run = true},
+    };
+    cluster_t *c = cluster_new(members, COUNT);
+    cluster_wait_up(c, 10000);
+    cohort_t *r = c->nodes[R];
+    long rss = 0;
+    static s_sender_t f, h;
+    memset(&f, 0, sizeof f);
+    memset(&h, 0, sizeof h);
+    f = (s_sender_t){.node = c->nodes[F], .to = "receiver", .subject = "flood"};
+    h = (s_sender_t){.node = c->nodes[H], .to = "receiver", .subject = "quiet", .gap_ms = 20};
+    s_stream_t streams[2] = {{.sender = "quiet", .next = 1},
+                             {.sender = "flooder", .unnumbered = true, .next = 1}};
+    s_sender_start(&f);
+    s_sender_start(&h);
+    s_read_slowly(r, 0, test_ms(10000), streams, 2, &rss, "flooder");
+    zclock_sleep(200); /* the quiet peer has a few waiting too */
+    s_rx_t waiting = s_rx(r, "flooder");
+    assert_int_equal(waiting.queued, S_CAP);
+    assert_true(s_rx(r, "quiet").queued > 0);
+    Cohort__Api__Counters *k0 = s_counters(r);
+
+    /* The roster without the flooder, pushed to the receiver. */
+    size_t len = 0;
+    char *text = cluster_roster_text(c, &len);
+    cohort_roster_t *roster = NULL;
+    cohort_err_t err;
+    assert_int_equal(cohort_roster_parse("roster.yaml", text, len, &roster, &err), 0);
+    assert_int_equal(cohort_roster_remove(roster, "flooder", &err), 0);
+    free(text);
+    assert_int_equal(cohort_roster_emit(roster, &text, &len, &err), 0);
+    cohort_roster_destroy(&roster);
+    char *sig = cluster_sign(c, text, len);
+    cohort_roster_result_t res;
+    assert_int_equal(cohort_roster_push(r, COHORT_ROSTER_PUSH, text, len, sig, strlen(sig), &res),
+                     COHORT_OK);
+    free(text);
+    free(sig);
+    s_sender_stop(&f);
+
+    /* Its 500 waiting deliveries are gone and counted (with node events
+     * the full inbox had no room for); the quiet peer's still wait. */
+    Cohort__Api__Counters *k1 = s_counters(r);
+    assert_true(k1->delivery_dropped >= k0->delivery_dropped + S_CAP);
+    assert_true(s_rx(r, "quiet").queued > 0);
+    cohort__api__counters__free_unpacked(k0, NULL);
+    cohort__api__counters__free_unpacked(k1, NULL);
+
+    /* The application reads: every message of the quiet peer, once, in
+     * order; of the flooder only what the inbox had taken. */
+    int sent[2] = {s_sender_stop(&h), 0};
+    s_read_all(r, streams, sent, 2);
+    int from_flooder = streams[1].next - 1;
+    print_message("dropped %u waiting deliveries of the removed flooder; it had %d in the "
+                  "inbox\n",
+                  waiting.queued, from_flooder);
+    assert_true(from_flooder > 0 && from_flooder < atomic_load(&f.sent));
+    cluster_destroy(&c);
+}
+
 int main(void)
 {
     cluster_log_from_env();
@@ -595,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_a_slow_reader_defers_messages_and_loses_none),
         cmocka_unit_test(test_a_flooding_peer_is_throttled_and_a_quiet_peer_keeps_flowing),
         cmocka_unit_test(test_a_hostile_flood_outside_the_session_protocol_stays_bounded),
+        cmocka_unit_test(test_a_removed_members_waiting_deliveries_are_dropped_and_counted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
