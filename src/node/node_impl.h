@@ -44,13 +44,13 @@
 /* ... both divided by this through a relay */
 #define S_RELAY_CREDIT_DIV 4
 #define S_PACE_MAX_MS 20
-/* Data envelopes coalesced into one Batch frame per peer and flush: far
- * under any sane limits.max_message_size, so a batch is never refused
- * where its messages one by one would not be. */
 /* A handler reading a peer's socket returns after this long (checked
  * every 16 frames) so timers, other sockets and acks get their turn. */
 #define S_TURN_MS 10
 #define S_TURN_OVER(frames, start) (((frames)&15) == 15 && node_now() - (start) >= S_TURN_MS)
+/* Data envelopes coalesced into one Batch frame per peer and flush: far
+ * under any sane limits.max_message_size, so a batch is never refused
+ * where its messages one by one would not be. */
 #define S_BATCH_MAX 256
 #define S_BATCH_BYTES (64 * 1024)
 
