@@ -23,11 +23,11 @@
 # nothing "definitely lost"); tests/valgrind.supp is picked up if it exists.
 #
 # Valgrind runs tests 20-50x slower: COHORT_TEST_WAIT_MS (exported below,
-# 20000) stretches test_api's main wait, but some of its shorter waits (call
-# timeouts, 200 ms checks) still time out under valgrind today, so test_api
-# reports TESTFAIL there; a test whose assertion fails longjmps past its
-# cleanup, so its clients then show up as definite leaks: look at the first
-# failure, not at them. (With every wait at 20 s it ran clean: 0 errors.)
+# 20000) is what a test's standard 3 s wait becomes, and test_ms()
+# (tests/unit/testutil.h) stretches every other wait and time bound in
+# proportion; tests that use it (test_api, test_backpressure) run clean here.
+# A test whose assertion fails longjmps past its cleanup, so its clients then
+# show up as definite leaks: look at the first failure, not at them.
 set -u
 export COHORT_TEST_WAIT_MS=${COHORT_TEST_WAIT_MS:-20000}
 BUILD=${1:-build/vg}

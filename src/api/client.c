@@ -12,11 +12,13 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include <czmq.h>
@@ -57,11 +59,22 @@ int cohort_api_client_open(const char *endpoint, cohort_api_client_t **out, coho
     zlistx_set_destructor(self->queue, s_msg_free);
     self->next_id = (uint64_t)zclock_time() << 16; /* stale answers never match */
     if (!strncmp(endpoint, "ipc://", 6) && endpoint[6] != '@') {
+        const char *path = endpoint + 6;
         struct stat st;
-        if (stat(endpoint + 6, &st) != 0) {
+        if (stat(path, &st) != 0 && errno != EACCES) {
             char why[300];
-            snprintf(why, sizeof why, "%s: %s", endpoint + 6, strerror(errno));
+            snprintf(why, sizeof why, "%s: %s", path, strerror(errno));
             s_unreachable(self, err, why);
+            goto fail;
+        }
+        /* Connecting to a unix socket needs write permission on it (and
+         * search permission on its directories); libzmq would retry a
+         * refused connect silently until the caller's timeout. */
+        if (faccessat(AT_FDCWD, path, R_OK | W_OK, AT_EACCESS) != 0 && errno == EACCES) {
+            cohort_err_set(err,
+                           "cannot reach the node at %s: permission denied: its API socket "
+                           "admits its owner and group only; run as them or join the group",
+                           endpoint);
             goto fail;
         }
     }

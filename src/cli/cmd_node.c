@@ -467,6 +467,7 @@ static size_t s_counters(const Cohort__Api__Counters *k, s_counter_t out[16])
     out[n++] = (s_counter_t){"queue full", "queue_full", k->queue_full};
     out[n++] = (s_counter_t){"delivery dropped", "delivery_dropped", k->delivery_dropped};
     out[n++] = (s_counter_t){"delivery deferred", "delivery_deferred", k->delivery_deferred};
+    out[n++] = (s_counter_t){"delivery queued", "delivery_queued", k->delivery_queued};
     out[n++] =
         (s_counter_t){"handshakes incomplete", "handshakes_incomplete", k->handshakes_incomplete};
     out[n++] = (s_counter_t){"unknown sender", "unknown_sender", k->unknown_sender};
@@ -591,7 +592,7 @@ static const char *s_seen(int64_t ms, char out[32])
     return out;
 }
 
-#define S_PEER_COLS 13
+#define S_PEER_COLS 14
 
 static void s_print_peers(Cohort__Api__Peer **peers, size_t n, bool json)
 {
@@ -627,6 +628,12 @@ static void s_print_peers(Cohort__Api__Peer **peers, size_t n, bool json)
             cohort_json_uint(j, p->bytes_out);
             cohort_json_key(j, "unacked");
             cohort_json_uint(j, p->unacked);
+            cohort_json_key(j, "throttled");
+            cohort_json_uint(j, p->throttled);
+            cohort_json_key(j, "receive_queued");
+            cohort_json_uint(j, p->receive_queued);
+            cohort_json_key(j, "receive_queued_peak");
+            cohort_json_uint(j, p->receive_queued_peak);
             cohort_json_key(j, "roles");
             cohort_json_string(j, p->roles);
             cohort_json_key(j, "fingerprint");
@@ -638,8 +645,9 @@ static void s_print_peers(Cohort__Api__Peer **peers, size_t n, bool json)
         return;
     }
     static const char *const head[S_PEER_COLS] = {
-        "NAME",    "SITE",     "STATE",    "LINK",      "WHY-NOT-HIGHER", "RTT",        "LAST-SEEN",
-        "MSGS-IN", "MSGS-OUT", "BYTES-IN", "BYTES-OUT", "UNACKED",        "FINGERPRINT"};
+        "NAME",      "SITE",      "STATE",     "LINK",       "WHY-NOT-HIGHER",
+        "RTT",       "LAST-SEEN", "MSGS-IN",   "MSGS-OUT",   "BYTES-IN",
+        "BYTES-OUT", "UNACKED",   "THROTTLED", "FINGERPRINT"};
     char(*cells)[S_PEER_COLS][72] = cohort_calloc(n + 1, sizeof *cells);
     size_t width[S_PEER_COLS] = {0};
     for (int k = 0; k < S_PEER_COLS; k++)
@@ -662,7 +670,8 @@ static void s_print_peers(Cohort__Api__Peer **peers, size_t n, bool json)
         snprintf(row[9], 72, "%" PRIu64, p->bytes_in);
         snprintf(row[10], 72, "%" PRIu64, p->bytes_out);
         snprintf(row[11], 72, "%" PRIu32, p->unacked);
-        snprintf(row[12], 72, "%.16s", p->fingerprint);
+        snprintf(row[12], 72, "%" PRIu64, p->throttled);
+        snprintf(row[13], 72, "%.16s", p->fingerprint);
     }
     for (size_t i = 0; i <= n; i++)
         for (int k = 0; k < S_PEER_COLS; k++)
@@ -1370,7 +1379,7 @@ const cohort_cli_cmd_t cohort_cli_node_cmds[] = {
     {NULL, "status", s_status, "[--json] [--api ENDPOINT | -c node.yaml]",
      "the node: cluster, uptime, peers up, drop counters"},
     {NULL, "peers", s_peers, "[--json] [--api ENDPOINT | -c node.yaml]",
-     "every member: state, link rung (and why not higher), RTT, traffic, unacked"},
+     "every member: state, link rung (and why not higher), RTT, traffic, unacked, throttled"},
     {NULL, "members", s_members, "[--json] [--api ENDPOINT | -c node.yaml]",
      "the cluster as this node sees it: every member alive, suspect, failed or left"},
     {NULL, "netcheck", s_netcheck, "[--api ENDPOINT | -c node.yaml]",

@@ -176,8 +176,8 @@ static const cohort_config_key_t s_keys[] = {
      .min = 16,
      .max = 10000000,
      S_AT(receive_queue),
-     .doc = "Messages delivered but not yet read by the application; past it, peers' reliable "
-            "messages wait (they are resent later), none is lost."},
+     .doc = "Messages delivered but not yet read by the application; past it, each peer's "
+            "deliveries wait in its own queue (limits.peer_receive_queue)."},
     {.key = "limits.receive_bytes",
      S_SIZE,
      .default_text = "64MiB",
@@ -187,6 +187,15 @@ static const cohort_config_key_t s_keys[] = {
      S_AT(receive_bytes),
      .doc = "Bytes of messages delivered but not yet read by the application (what a slow "
             "application costs in memory); past it, as past receive_queue."},
+    {.key = "limits.peer_receive_queue",
+     S_UINT,
+     .default_text = "1000",
+     .min = 16,
+     .max = 1000000,
+     .reloadable = true,
+     S_AT(peer_receive_queue),
+     .doc = "Deliveries from one peer waiting while the application's inbox is full; past it, "
+            "that peer's reliable messages wait (they are resent later), none is lost."},
     {.key = "limits.send_timeout",
      S_DURATION,
      .default_text = "0ms",

@@ -75,6 +75,7 @@ typedef struct cohort_config {
     uint32_t send_timeout_ms;              /* limits.send_timeout, milliseconds */
     uint32_t receive_queue;                /* limits.receive_queue, messages */
     uint64_t receive_bytes;                /* limits.receive_bytes, bytes */
+    uint32_t peer_receive_queue;           /* limits.peer_receive_queue, messages */
     uint32_t direct_timeout_ms;            /* links.direct_timeout */
     uint32_t punch_timeout_ms;             /* links.punch_timeout */
     uint32_t upgrade_interval_ms;          /* links.upgrade_interval */

@@ -246,7 +246,7 @@ static void s_render_node(s_buf_t *b, const Cohort__Api__Status *st,
     s_tally_t ps, rs;
     s_tally_seed(&ps, peer_states);
     s_tally_seed(&rs, rungs);
-    uint64_t msgs_in = 0, msgs_out = 0, bytes_in = 0, bytes_out = 0;
+    uint64_t msgs_in = 0, msgs_out = 0, bytes_in = 0, bytes_out = 0, queued = 0;
     for (size_t i = 0; peers && i < peers->n_peers; i++) {
         const Cohort__Api__Peer *p = peers->peers[i];
         s_tally_add(&ps, p->state, 1);
@@ -255,6 +255,7 @@ static void s_render_node(s_buf_t *b, const Cohort__Api__Status *st,
         msgs_out += p->msgs_out;
         bytes_in += p->bytes_in;
         bytes_out += p->bytes_out;
+        queued += p->receive_queued;
     }
     s_tally_write(b, "cohort_peers", "gauge", "Peers (other roster members) by connection state.",
                   "state", &ps);
@@ -306,6 +307,22 @@ static void s_render_node(s_buf_t *b, const Cohort__Api__Status *st,
     s_printf(b, "cohort_queue_drops_total{reason=\"oversized\"} %" PRIu64 "\n",
              c->oversized_dropped);
     s_printf(b, "cohort_queue_drops_total{reason=\"garbage\"} %" PRIu64 "\n", c->garbage_dropped);
+
+    s_single(b, "cohort_delivery_queued_total", "counter",
+             "Deliveries that waited in their sender's receive queue (the inbox was full).",
+             c->delivery_queued);
+    s_single(b, "cohort_receive_queued", "gauge",
+             "Deliveries waiting in the peers' receive queues for room in the inbox.", queued);
+    if (peers && peers->n_peers) {
+        s_family(b, "cohort_peer_throttled_total", "counter",
+                 "Reliable messages taken back (resent later) because the peer's receive queue "
+                 "was full, by peer.");
+        for (size_t i = 0; i < peers->n_peers; i++) {
+            s_printf(b, "cohort_peer_throttled_total{peer=\"");
+            s_label_value(b, peers->peers[i]->name);
+            s_printf(b, "\"} %" PRIu64 "\n", peers->peers[i]->throttled);
+        }
+    }
 
     if (api) {
         s_single(b, "cohort_api_clients", "gauge",

@@ -321,7 +321,8 @@ static int s_on_punch_frame(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     (void)loop;
     node_t *self = arg;
     node_peer_t *p = s_peer_by_socket(self, item->socket, false);
-    for (int budget = 0; p && budget < 1000; budget++) {
+    int64_t start = node_now();
+    for (int budget = 0; p && budget < 1000 && !S_TURN_OVER(budget, start); budget++) {
         zmq_msg_t body;
         if (node_recv_one(self, p->punch, &body) < 0) {
             zmq_msg_close(&body);

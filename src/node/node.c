@@ -76,20 +76,15 @@ void node_event(node_t *self, const char *type, const char *node, const char *re
 }
 
 /* A delivery is one frame, 'D' sender NUL message: one send per message
- * (node.h). The inbox never blocks (a send timeout of 0); a refused one
- * is counted and flagged so that a reliable Data can be taken back. */
+ * (node.h). The inbox never blocks; a peer's Data that does not fit waits
+ * in that peer's queue (inbox.c), and one refused even there is counted
+ * and flagged so that a reliable Data can be taken back. */
 static void s_deliver_frame(node_t *self, zmq_msg_t *frame)
 {
-    /* limits.receive_bytes: what the application has not read yet (one
-     * message always fits, whatever its size). Counted before the send:
-     * the front subtracts as soon as it has read it. */
-    size_t size = zmq_msg_size(frame);
-    _Atomic uint64_t *counted = self->inbox_bytes_shared;
-    uint64_t unread = counted ? atomic_fetch_add(counted, size) : 0;
-    if ((unread && unread + size > self->cfg->receive_bytes) ||
-        zmq_msg_send(frame, zsock_resolve(self->inbox), 0) < 0) {
-        if (counted)
-            atomic_fetch_sub(counted, size);
+    self->delivery_failed = false;
+    bool taken = self->delivering ? node_inbox_deliver(self, self->delivering, frame)
+                                  : node_inbox_send(self, frame) == 0;
+    if (!taken) {
         self->counters.delivery_dropped++;
         self->delivery_failed = true; /* a reliable Data takes it back */
         zmq_msg_close(frame);
@@ -396,6 +391,7 @@ static void s_peer_fini(node_peer_t *p)
         free(p->endpoints[e]);
     cohort_session_destroy(&p->session);
     free(p->batch);
+    node_inbox_peer_free(p);
     s_set_free(&p->services, &p->service_count);
     s_set_free(&p->patterns, &p->pattern_count);
 }
@@ -541,6 +537,7 @@ void node_peer_remove(node_t *self, node_peer_t *p, const char *why)
         }
     }
     members_peer_removed(self, p->name);
+    node_inbox_peer_drop(self, p);
     s_deferred_answer(self, true); /* before peers move; its credit goes next */
     s_credit_revoke(self);
     s_dealer_stop(self, p);
@@ -646,7 +643,9 @@ static void s_handle_message(node_t *self, node_peer_t *from, node_msg_t *msg, c
             if (self->pending[i].wire_id == msg->request_id) {
                 msg->request_id = self->pending[i].id; /* so re-encoded */
                 s_deliver(self, from->name, msg, NULL, 0);
-                s_pending_remove(self, i);
+                /* taken back (s_handle_data): it comes again */
+                if (!self->delivery_failed)
+                    s_pending_remove(self, i);
                 return;
             }
         break; /* late reply after a timeout: dropped */
@@ -785,15 +784,17 @@ static void s_handle_data(node_t *self, node_peer_t *p, const Cohort__Wire__Data
         return;
     }
     self->delivery_failed = false;
+    self->delivering = p;
     s_handle_message(self, p, msg, d->body.data, d->body.len);
+    self->delivering = NULL;
     cohort_arena_free(&self->arena, &msg->base);
     if (self->delivery_failed && d->seq != 0) {
-        /* The application is behind (its inbox is full): not received,
-         * so not acked; the sender resends it later. Reliable means
-         * never acked and lost. */
+        /* The application is behind and p's receive queue is full: not
+         * received, so not acked; the sender resends it later. Reliable
+         * means never acked and lost. */
         cohort_session_unreceive(p->session, d->stream, d->seq);
         self->counters.delivery_dropped--;
-        self->counters.delivery_deferred++;
+        node_inbox_throttled(self, p);
     }
 }
 
@@ -950,8 +951,11 @@ static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     (void)loop;
     (void)item;
     node_t *self = arg;
-    /* Drain what is there, bounded so one busy peer cannot starve timers. */
-    for (int budget = 0; budget < 1000; budget++) {
+    /* Drain what is there, bounded so one busy peer cannot starve timers
+     * nor hold back the acks of others: in frames, and in time, as a frame
+     * may be a Batch of hundreds of messages (S_TURN_MS). */
+    int64_t start = node_now();
+    for (int budget = 0; budget < 1000 && !S_TURN_OVER(budget, start); budget++) {
         zmq_msg_t route, body;
         zmq_msg_init(&route);
         if (zmq_msg_recv(&route, self->router, ZMQ_DONTWAIT) < 0) {
@@ -1004,7 +1008,8 @@ static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
             p = &self->peers[i];
     if (!p)
         return 0;
-    for (int budget = 0; budget < 1000; budget++) {
+    int64_t start = node_now();
+    for (int budget = 0; budget < 1000 && !S_TURN_OVER(budget, start); budget++) {
         zmq_msg_t body;
         if (node_recv_one(self, p->dealer, &body) < 0) {
             zmq_msg_close(&body);
@@ -1658,6 +1663,9 @@ static int s_cmd_peers(node_t *self)
         out->bytes_in = p->bytes_in;
         out->bytes_out = p->bytes_out;
         out->unacked = (uint32_t)ss.unacked;
+        out->throttled = p->rxq.throttled;
+        out->receive_queued = (uint32_t)p->rxq.count;
+        out->receive_queued_peak = (uint32_t)p->rxq.peak;
         out->roles = cohort_roles_text(p->roles, roles[i], sizeof roles[i]) ? roles[i] : NULL;
         ptrs[i] = out;
     }

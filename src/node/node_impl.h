@@ -45,6 +45,10 @@
 /* ... both divided by this through a relay */
 #define S_RELAY_CREDIT_DIV 4
 #define S_PACE_MAX_MS 20
+/* A handler reading a peer's socket returns after this long (checked
+ * every 16 frames) so timers, other sockets and acks get their turn. */
+#define S_TURN_MS 10
+#define S_TURN_OVER(frames, start) (((frames)&15) == 15 && node_now() - (start) >= S_TURN_MS)
 /* Data envelopes coalesced into one Batch frame per peer and flush: their
  * bodies at most S_BATCH_BYTES in all, each at most a third of that
  * (bigger ones go alone; 16 KiB messages still go three to a frame). A
@@ -67,6 +71,17 @@ typedef struct {
     const uint8_t *body;
     size_t len;
 } node_batched_t;
+
+/* inbox.c: one peer's deliveries waiting for room in the inbox, oldest
+ * first, and how often it was throttled. */
+typedef struct node_rxq {
+    zmq_msg_t *ring; /* cap slots, made on first use */
+    size_t cap, head, count, bytes;
+    size_t peak;        /* the most that ever waited */
+    uint64_t throttled; /* reliable Data taken back: its queue was full */
+    uint64_t throttled_logged;
+    int64_t logged_at; /* last delivery.throttled line, ms */
+} node_rxq_t;
 
 typedef Cohort__Wire__Envelope node_env_t;
 typedef Cohort__Wire__Message node_msg_t;
@@ -156,6 +171,7 @@ typedef struct node_peer {
     /* Data waiting for the end of this round of front commands (node.c) */
     node_batched_t *batch; /* S_BATCH_MAX slots, made on first use */
     size_t batch_count, batch_bytes;
+    node_rxq_t rxq; /* inbox.c */
 } node_peer_t;
 
 typedef struct {
@@ -230,6 +246,13 @@ typedef struct {
     cohort_arena_t arena; /* what node_process_frame decodes, reset after each */
     node_refused_t refused_log[NODE_REFUSED_LOG]; /* s_log_refused */
     int frame_depth; /* node_process_frame nesting (a relayed envelope) */
+    /* inbox.c: deliveries waiting in the peers' queues, the peer the next
+     * drain round starts at, and the Data being handled (its sender) */
+    size_t rxq_total;
+    size_t rxq_next;
+    bool rxq_polling;
+    int rxq_timer; /* zloop timer id retrying the drain past receive_bytes, 0: none */
+    struct node_peer *delivering;
     /* members.c */
     cohort_swim_t *swim;
     uint64_t swim_rng;
@@ -386,6 +409,30 @@ void members_free(Cohort__Api__Response *resp);
  * if a dealer was opened. */
 bool node_peer_learn_endpoints(node_t *self, node_peer_t *p, const char *const *endpoints, size_t n,
                                const char *source);
+
+/* ---- inbox.c: deliveries to the application, fair across peers ---- */
+/* Hands body (a delivery frame from peer p, node.h) to the application:
+ * straight into the inbox while nothing waits, else behind p's earlier
+ * deliveries in p's queue; takes body. Returns false, body untouched, when
+ * p's queue is full: the delivery is refused (a reliable one the caller
+ * takes back, so the peer resends it, and reports with
+ * node_inbox_throttled). */
+bool node_inbox_deliver(node_t *self, node_peer_t *p, zmq_msg_t *body);
+/* A delivery not from a peer (this node's own, a reply to itself) straight
+ * into the inbox, within limits.receive_queue and receive_bytes. Returns
+ * 0 (taken) or -1 (refused, frame untouched). */
+int node_inbox_send(node_t *self, zmq_msg_t *frame);
+/* p's reliable Data was refused and taken back: counts it (per peer and
+ * delivery_deferred) and logs delivery.throttled, at most every 10 s. */
+void node_inbox_throttled(node_t *self, node_peer_t *p);
+/* Moves waiting deliveries into the inbox, round robin across peers, until
+ * it refuses or nothing waits. */
+void node_inbox_drain(node_t *self);
+/* p is being removed: what the inbox takes now goes, the rest of its queue
+ * is dropped (counted in delivery_dropped). */
+void node_inbox_peer_drop(node_t *self, node_peer_t *p);
+/* Frees p's queue (the node stops). */
+void node_inbox_peer_free(node_peer_t *p);
 
 /* links.c: the fallback ladder */
 void links_peer_init(node_t *self, node_peer_t *p);

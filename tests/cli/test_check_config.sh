@@ -339,6 +339,7 @@ limits:
   send_queue: 10000
   receive_queue: 100000
   receive_bytes: 64MiB
+  peer_receive_queue: 1000
   send_timeout: 0ms
 links:
   direct_timeout: 2s

@@ -171,7 +171,8 @@ $(cat metrics)"
         cohort_relay_dropped_total cohort_seal_rejected_total cohort_session_resent_total \
         cohort_session_duplicates_dropped_total cohort_queue_drops_total \
         cohort_messages_in_total cohort_messages_out_total cohort_bytes_in_total \
-        cohort_bytes_out_total cohort_cert_days_to_expiry cohort_ca_days_to_expiry; do
+        cohort_bytes_out_total cohort_cert_days_to_expiry cohort_ca_days_to_expiry \
+        cohort_delivery_queued_total cohort_receive_queued cohort_peer_throttled_total; do
         grep -q "^# TYPE $f " metrics || fail "no family $f"
     done
     local r
@@ -180,6 +181,9 @@ $(cat metrics)"
     done
     for r in direct punched relayed none; do
         grep -q "^cohort_links{rung=\"$r\"} [0-9]" metrics || fail "no links for rung $r"
+    done
+    for r in beta gamma; do
+        grep -q "^cohort_peer_throttled_total{peer=\"$r\"} 0$" metrics || fail "no throttled count for $r"
     done
 }
 

@@ -61,6 +61,44 @@ EOF
         -- "$D" -c node.yaml
 }
 
+# alpha's config, with the key and certificate files given, in $PWD.
+alpha_yaml_with() {
+    cat >node.yaml <<EOF
+node:
+  name: alpha
+  state_dir: $PWD/state
+identity:
+  key: $1
+  cert: $2
+trust:
+  ca: $CL/ca.crt
+  roster: $CL/roster.yaml
+listen:
+  port: 1
+api:
+  endpoint: ipc://$PWD/state/api.sock
+EOF
+    mkdir -p state
+}
+
+# Not only --check-config: the daemon itself refuses to start, before it
+# listens anywhere.
+cohortd_refuses_an_open_key_and_a_key_of_another_certificate() {
+    cp -p "${DIR[alpha]}/node.key" open.key
+    chmod 644 open.key
+    alpha_yaml_with "$PWD/open.key" "${DIR[alpha]}/node.crt"
+    expect_fail 1 "^cohortd: $(re "$PWD")/open\.key: private key is accessible by group or others \(mode 0644\); run chmod 600 on it$" \
+        -- "$D" -c node.yaml
+    chmod 604 open.key
+    expect_fail 1 "open\.key: private key is accessible by group or others \(mode 0604\)" \
+        -- "$D" -c node.yaml
+    assert_no_file state/api.sock
+    alpha_yaml_with "${DIR[beta]}/node.key" "${DIR[alpha]}/node.crt"
+    expect_fail 1 "^cohortd: $(re "${DIR[alpha]}")/node\.crt: certificate does not match the private key $(re "${DIR[beta]}")/node\.key$" \
+        -- "$D" -c node.yaml
+    assert_no_file state/api.sock
+}
+
 second_cohortd_on_the_same_node_is_refused() {
     expect_fail 1 "another process \(a running cohortd\?\) serves it; refusing to take it over" \
         -- "$D" -c "${DIR[alpha]}/node.yaml"
@@ -129,17 +167,17 @@ status_and_peers_describe_the_cluster() {
     out_has "^peers +2/2 up$"
     local c
     for c in "garbage dropped" "oversized dropped" "handshakes refused" "duplicates dropped" \
-        resent "queue full" "delivery dropped"; do
+        resent "queue full" "delivery dropped" "delivery deferred" "delivery queued"; do
         out_has "^  $c +[0-9]+$"
     done
     expect_ok -- ctl alpha status --json
     out_has '^\{"node":"alpha","cluster":"testcluster","site":"hq",'
     out_has '"counters":\{"garbage_dropped":[0-9]+,'
     expect_ok -- ctl alpha peers
-    out_has "^NAME +SITE +STATE +LINK +WHY-NOT-HIGHER +RTT +LAST-SEEN +MSGS-IN +MSGS-OUT +BYTES-IN +BYTES-OUT +UNACKED +FINGERPRINT$"
+    out_has "^NAME +SITE +STATE +LINK +WHY-NOT-HIGHER +RTT +LAST-SEEN +MSGS-IN +MSGS-OUT +BYTES-IN +BYTES-OUT +UNACKED +THROTTLED +FINGERPRINT$"
     local fp
     fp=$(cert_fp "${DIR[gamma]}/node.crt")
-    out_has "^beta +hq +up +direct +- +[0-9.]+ms +[0-9.]+s ago( +[0-9]+){5} +[0-9a-f]{16}$"
+    out_has "^beta +hq +up +direct +- +[0-9.]+ms +[0-9.]+s ago( +[0-9]+){6} +[0-9a-f]{16}$"
     out_has "^gamma +plant +up +direct .* ${fp:0:16}$"
     expect_ok -- ctl alpha peers --json
     out_has "\"name\":\"gamma\",\"site\":\"plant\",\"state\":\"up\",.*\"fingerprint\":\"$fp\""
@@ -148,6 +186,33 @@ status_and_peers_describe_the_cluster() {
 api_socket_is_0660() {
     assert_mode "${DIR[alpha]}/state/api.sock" 660
     [[ -S ${DIR[alpha]}/state/api.sock ]] || fail "not a socket"
+}
+
+# The socket's mode is the access control: a user outside its group is
+# refused, and told so at once; one in its group is served. (Root ignores
+# file modes, so the case drops to nobody, which needs root.)
+api_socket_admits_only_its_owner_and_group() {
+    if [[ $(id -u) != 0 ]] || ! command -v setpriv >/dev/null; then
+        echo "skipped: needs root and setpriv"
+        return 0
+    fi
+    local sock=${DIR[alpha]}/state/api.sock d gid
+    gid=$(stat -c %g "$sock")
+    # Anyone may traverse the directories down to the socket (not list
+    # them), so that only the socket's own mode decides.
+    local -a dirs=()
+    d=$(dirname "$sock")
+    while [[ $d == "$CLI_TMP"* ]]; do
+        dirs+=("$d:$(stat -c %a "$d")")
+        chmod go+x "$d"
+        d=$(dirname "$d")
+    done
+    local nobody=(setpriv --reuid=65534 --regid=65534)
+    expect_fail 1 "^cohortctl: status: cannot reach the node at ipc://$(re "$sock"): permission denied" \
+        -- "${nobody[@]}" --clear-groups "$CTL" status --api "${API[alpha]}"
+    expect_ok "^node +alpha$" -- "${nobody[@]}" --groups="$gid" "$CTL" status --api "${API[alpha]}"
+    local entry
+    for entry in "${dirs[@]}"; do chmod "${entry##*:}" "${entry%:*}"; done
 }
 
 unicast_reaches_a_subscriber_of_its_subject() {
@@ -336,6 +401,7 @@ startup_line_names_the_node() {
 
 run_case unreachable_node_is_reported
 run_case cohortd_refuses_a_missing_api_directory
+run_case cohortd_refuses_an_open_key_and_a_key_of_another_certificate
 run_case second_cohortd_on_the_same_node_is_refused
 run_case send_to_an_unknown_node_fails
 run_case req_without_responders_fails_fast
@@ -344,6 +410,7 @@ run_case garbage_on_the_overlay_port_is_counted
 run_case startup_line_names_the_node
 run_case status_and_peers_describe_the_cluster
 run_case api_socket_is_0660
+run_case api_socket_admits_only_its_owner_and_group
 run_case unicast_reaches_a_subscriber_of_its_subject
 run_case stream_delivers_every_number_once_in_order
 run_case sub_receives_a_publish

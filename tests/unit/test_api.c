@@ -16,9 +16,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* How long a test waits for what must come; COHORT_TEST_WAIT_MS stretches
- * it (tests/valgrind.sh does). */
-#define S_WAIT s_wait_ms()
+/* How long a test waits for what must come. Every wait and time bound here
+ * goes through test_ms (testutil.h), so COHORT_TEST_WAIT_MS (which
+ * tests/valgrind.sh sets to 20000) stretches them all alike: S_WAIT to that,
+ * the others in proportion. */
+#define S_WAIT test_ms(TEST_WAIT_MS)
+/* How long a message that must not come is waited for. */
+#define S_NONE test_ms(200)
 /* protobuf-c string fields are `char *`; outgoing ones are only read. */
 #define S_STR(text) ((char *)(uintptr_t)(text))
 /* assert_non_null that the compiler knows does not return on NULL (cmocka's
@@ -45,13 +49,6 @@ typedef struct {
 } fixture_t;
 
 static fixture_t *s_f; /* for helpers; one fixture for the whole group */
-
-static int s_wait_ms(void)
-{
-    const char *env = getenv("COHORT_TEST_WAIT_MS");
-    int ms = env ? atoi(env) : 0;
-    return ms > 0 ? ms : 3000;
-}
 
 /* ---- the server thread ---- */
 
@@ -103,7 +100,7 @@ static int setup(void **state)
     char why[1024];
     if (cohort_open(path, &c->nodes[0], why, sizeof why) < 0)
         fail_msg("alpha: %s", why);
-    cluster_wait_up(c, 10000);
+    cluster_wait_up(c, test_ms(10000));
     cohort_api_limits_t limits = {
         .max_clients = 6,
         .max_patterns = 3,
@@ -247,7 +244,7 @@ static uint64_t s_call_service(cohort_api_client_t *c, const char *service, cons
     m.payload.len = strlen(payload);
     call.service = (char *)(uintptr_t)service;
     call.message = &m;
-    call.timeout_ms = 2000;
+    call.timeout_ms = (uint32_t)test_ms(2000);
     req.op_case = COHORT__API__API_REQUEST__OP_CALL;
     req.call = &call;
     s_expect(c, &req, COHORT__API__CODE__OK);
@@ -268,6 +265,56 @@ static void s_answer(cohort_api_client_t *c, const Cohort__Api__Delivery *d, con
     req.op_case = COHORT__API__API_REQUEST__OP_REPLY;
     req.reply = &reply;
     s_expect(c, &req, COHORT__API__CODE__OK);
+}
+
+/* Publishes `topic` from beta until it reaches this node (recipients 1:
+ * beta has heard of the pattern), then takes each of those from the
+ * client `sub` whose pattern it matches, so none is left over. */
+static void s_until_beta_publishes_to_alpha(fixture_t *f, const char *topic,
+                                            cohort_api_client_t *sub)
+{
+    int sent = 0;
+    unsigned n = 0;
+    for (int64_t end = zclock_mono() + S_WAIT; n == 0; sent++) {
+        if (zclock_mono() > end)
+            fail_msg("beta never heard of this node's subscription to %s", topic);
+        if (sent)
+            zclock_sleep(20);
+        cohort_msg_t *m = cohort_msg_new(topic, "probe", 5);
+        assert_int_equal(cohort_publish(f->cluster->nodes[1], &m, &n), COHORT_OK);
+    }
+    Cohort__Api__ApiMessage *got = s_next(sub, S_WAIT);
+    S_NN(got);
+    assert_string_equal(got->delivery->message->subject, topic);
+    s_free(&got);
+}
+
+/* Asks beta for `service` until a request reaches the serving client
+ * `server` (before beta hears of the service it fails at once with
+ * NO_RESPONDERS, which is taken from beta's inbox). Returns the delivery
+ * (caller frees) and the request's id at beta. */
+static Cohort__Api__ApiMessage *s_request_once_served(fixture_t *f, const char *service,
+                                                      cohort_api_client_t *server, int timeout_ms,
+                                                      uint64_t *rid)
+{
+    cohort_t *beta = f->cluster->nodes[1];
+    for (int64_t end = zclock_mono() + S_WAIT; zclock_mono() < end;) {
+        cohort_msg_t *m = cohort_msg_new("", "hi", 2);
+        assert_int_equal(cohort_request_async(beta, service, &m, timeout_ms, rid), COHORT_OK);
+        Cohort__Api__ApiMessage *req = s_next(server, test_ms(100));
+        if (req)
+            return req;
+        cohort_msg_t *r;
+        while ((r = cohort_recv(beta, 0))) {
+            if (cohort_msg_kind(r) == COHORT_MSG_REPLY && cohort_msg_request_id(r) == *rid &&
+                cohort_msg_status(r) != COHORT_NO_RESPONDERS)
+                fail_msg("beta's request %llu ended with status %d", (unsigned long long)*rid,
+                         cohort_msg_status(r));
+            cohort_msg_destroy(&r);
+        }
+    }
+    fail_msg("no request for %s reached the serving client", service);
+    abort();
 }
 
 /* A raw DEALER, for bytes no client module would send. */
@@ -514,7 +561,9 @@ static void test_publish_reaches_each_matching_client_once(void **state)
     s_sub(c1, "orders.*", true, COHORT__API__CODE__OK);
     s_sub(c2, "orders.eu", true, COHORT__API__CODE__OK);
     s_sub(c3, "weather.>", true, COHORT__API__CODE__OK);
-    zclock_sleep(300); /* interest reaches beta */
+    /* Until beta has heard of the last pattern (interest travels in
+     * order, so it has all of them then): probes to weather.> only. */
+    s_until_beta_publishes_to_alpha(f, "weather.probe", c3);
     cohort_msg_t *m = cohort_msg_new("orders.eu", "o1", 2);
     unsigned n = 0;
     assert_int_equal(cohort_publish(f->cluster->nodes[1], &m, &n), COHORT_OK);
@@ -527,11 +576,11 @@ static void test_publish_reaches_each_matching_client_once(void **state)
     assert_string_equal(got->delivery->message->subject, "orders.eu");
     assert_memory_equal(got->delivery->message->payload.data, "o1", 2);
     s_free(&got);
-    assert_null(got = s_next(c1, 200)); /* once, though two patterns match */
+    assert_null(got = s_next(c1, S_NONE)); /* once, though two patterns match */
     got = s_next(c2, S_WAIT);
     S_NN(got);
     s_free(&got);
-    assert_null(got = s_next(c3, 200));
+    assert_null(got = s_next(c3, S_NONE));
 
     /* a client publishing: reaches the local subscriber, not c2 */
     Cohort__Api__Response *resp = s_publish(c3, "orders.us", "o2");
@@ -542,7 +591,7 @@ static void test_publish_reaches_each_matching_client_once(void **state)
     S_NN(got);
     assert_string_equal(got->delivery->sender, "alpha");
     s_free(&got);
-    assert_null(got = s_next(c2, 200));
+    assert_null(got = s_next(c2, S_NONE));
     resp = s_publish(c3, "nobody.listens", "x");
     assert_int_equal(resp->recipients, 0);
     cohort__api__response__free_unpacked(resp, NULL);
@@ -597,7 +646,7 @@ static void test_unicast_reaches_clients_subscribed_to_its_subject(void **state)
     assert_string_equal(w->headers[0]->key, "trace-id");
     assert_string_equal(w->headers[0]->value, "42");
     s_free(&got);
-    assert_null(got = s_next(c2, 200));
+    assert_null(got = s_next(c2, S_NONE));
     /* nobody subscribed to this one: dropped and counted */
     m = cohort_msg_new("nobody.home", "x", 1);
     assert_int_equal(cohort_send(f->cluster->nodes[1], "alpha", &m, 0), COHORT_OK);
@@ -632,11 +681,11 @@ static void test_a_client_that_reads_late_loses_nothing(void **state)
     for (int i = 0; i < N; i++) {
         snprintf(payload, 16, "%08d", i);
         cohort_msg_t *m = cohort_msg_new("bulk", payload, SIZE);
-        assert_int_equal(cohort_send(f->cluster->nodes[1], "alpha", &m, 30000), COHORT_OK);
+        assert_int_equal(cohort_send(f->cluster->nodes[1], "alpha", &m, test_ms(30000)), COHORT_OK);
     }
     free(payload);
     for (int i = 0; i < N; i++) {
-        Cohort__Api__ApiMessage *got = s_next(c, 20000);
+        Cohort__Api__ApiMessage *got = s_next(c, test_ms(20000));
         S_NN(got);
         assert_int_equal(got->kind_case, COHORT__API__API_MESSAGE__KIND_DELIVERY);
         S_NN(got->delivery->message);
@@ -690,7 +739,8 @@ static void test_call_is_answered_by_a_serving_client_round_robin(void **state)
     /* a request from another node, answered with an error status */
     cohort_msg_t *m = cohort_msg_new("", "hi", 2), *reply = NULL;
     uint64_t rid = 0;
-    assert_int_equal(cohort_request_async(f->cluster->nodes[1], "echo", &m, 3000, &rid), COHORT_OK);
+    assert_int_equal(cohort_request_async(f->cluster->nodes[1], "echo", &m, test_ms(3000), &rid),
+                     COHORT_OK);
     Cohort__Api__ApiMessage *req = NULL;
     cohort_api_client_t *who = NULL;
     int64_t end = zclock_mono() + S_WAIT;
@@ -752,13 +802,8 @@ static void test_requests_of_a_leaving_server_fail_at_once(void **state)
     fixture_t *f = *state;
     cohort_api_client_t *s = s_client();
     s_serve(s, "slow");
-    zclock_sleep(300); /* interest reaches beta */
-    cohort_msg_t *m = cohort_msg_new("", "hi", 2);
     uint64_t rid = 0;
-    assert_int_equal(cohort_request_async(f->cluster->nodes[1], "slow", &m, 10000, &rid),
-                     COHORT_OK);
-    Cohort__Api__ApiMessage *req = s_next(s, S_WAIT);
-    S_NN(req);
+    Cohort__Api__ApiMessage *req = s_request_once_served(f, "slow", s, test_ms(10000), &rid);
     s_free(&req);
     int64_t t0 = zclock_mono();
     cohort_api_client_destroy(&s); /* Bye without answering */
@@ -766,13 +811,14 @@ static void test_requests_of_a_leaving_server_fail_at_once(void **state)
     int64_t end = zclock_mono() + S_WAIT;
     while (!reply && zclock_mono() < end) {
         reply = cohort_recv(f->cluster->nodes[1], 50);
-        if (reply && cohort_msg_kind(reply) != COHORT_MSG_REPLY)
+        if (reply && (cohort_msg_kind(reply) != COHORT_MSG_REPLY ||
+                      cohort_msg_request_id(reply) != rid)) /* an earlier try's */
             cohort_msg_destroy(&reply);
     }
     S_NN(reply);
     assert_int_equal(cohort_msg_request_id(reply), rid);
     assert_int_equal(cohort_msg_status(reply), COHORT_NO_RESPONDERS);
-    assert_true(zclock_mono() - t0 < 2000);
+    assert_true(zclock_mono() - t0 < test_ms(2000));
     cohort_msg_destroy(&reply);
 }
 
@@ -822,7 +868,7 @@ static void test_events_reach_clients_that_asked_and_full_queues_wait(void **sta
     assert_string_equal(got->event->node, "beta");
     assert_string_equal(got->event->reason, "left");
     s_free(&got);
-    assert_null(got = s_next(quiet, 200));
+    assert_null(got = s_next(quiet, S_NONE));
 
     /* beta is down: its queue (limits.send_queue 16) fills up */
     Cohort__Api__Send send = COHORT__API__SEND__INIT;
@@ -843,12 +889,12 @@ static void test_events_reach_clients_that_asked_and_full_queues_wait(void **sta
             break;
     }
     assert_true(queued >= 1 && queued < 100);
-    send.timeout_ms = 300;
+    send.timeout_ms = (uint32_t)test_ms(300);
     int64_t t0 = zclock_mono();
     s_expect(c, &sr, COHORT__API__CODE__QUEUE_FULL);
-    assert_true(zclock_mono() - t0 >= 290);
+    assert_true(zclock_mono() - t0 >= send.timeout_ms - 10);
     /* a send that may wait long enough succeeds once beta is back and acks */
-    send.timeout_ms = 15000;
+    send.timeout_ms = (uint32_t)test_ms(15000);
     char *path = cohort_sprintf("%s/beta.yaml", f->cluster->dir);
     char why[1024];
     /* send first, answered later; restart beta meanwhile */
@@ -858,11 +904,11 @@ static void test_events_reach_clients_that_asked_and_full_queues_wait(void **sta
     size_t n = cohort__api__api_request__pack(&sr, buf);
     s_raw_send(d, buf, n, false);
     free(buf);
-    zclock_sleep(100);
+    zclock_sleep(test_ms(100));
     if (cohort_open(path, &f->cluster->nodes[1], why, sizeof why) < 0)
         fail_msg("beta: %s", why);
     free(path);
-    zsock_set_rcvtimeo(d, 15000);
+    zsock_set_rcvtimeo(d, test_ms(15000));
     resp = s_raw_response(d);
     S_NN(resp);
     assert_int_equal(resp->id, 77);

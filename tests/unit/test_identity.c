@@ -149,6 +149,26 @@ static void test_key_readable_by_others_is_refused(void **state)
     char *p = s_path(f, "node.key");
     chmod(p, 0640);
     assert_non_null(strstr(s_open_error(f), "accessible by group or others (mode 0640)"));
+    /* any access at all by group or others, not only reading */
+    static const unsigned modes[] = {0604, 0620, 0602, 0610, 0601, 0660, 0666};
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+        chmod(p, modes[i]);
+        char want[64];
+        snprintf(want, sizeof want, "accessible by group or others (mode %04o)", modes[i]);
+        const char *got = s_open_error(f);
+        if (!strstr(got, want))
+            fail_msg("mode %04o: %s", modes[i], got);
+    }
+    /* a key only its owner can read (or read and write) opens */
+    static const unsigned fine[] = {0400, 0600};
+    for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+        chmod(p, fine[i]);
+        cohort_err_t err;
+        cohort_identity_t *id = NULL;
+        if (cohort_identity_open(f->cfg, time(NULL), &id, &err) < 0)
+            fail_msg("mode %04o: %s", fine[i], err.text);
+        cohort_identity_destroy(&id);
+    }
     free(p);
 }
 

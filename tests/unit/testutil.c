@@ -50,6 +50,23 @@ char *test_write(const char *dir, const char *name, const char *text, unsigned m
     return path;
 }
 
+static double s_scale(void)
+{
+    const char *env = getenv("COHORT_TEST_WAIT_MS");
+    int ms = env ? atoi(env) : 0;
+    return ms > TEST_WAIT_MS ? (double)ms / TEST_WAIT_MS : 1.0;
+}
+
+int test_ms(int ms)
+{
+    return (int)(ms * s_scale());
+}
+
+bool test_slow(void)
+{
+    return s_scale() > 1.0;
+}
+
 char *test_src_path(const char *rel)
 {
     size_t n = strlen(COHORT_SOURCE_DIR) + strlen(rel) + 2;

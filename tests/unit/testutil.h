@@ -16,6 +16,7 @@
 #include <cmocka.h>
 // clang-format on
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,5 +30,13 @@ void test_rmdir(char **dir_p);
 char *test_write(const char *dir, const char *name, const char *text, unsigned mode);
 /* Path of a file in the source tree (e.g. "config/node.yaml"). Caller owns. */
 char *test_src_path(const char *rel);
+
+/* Test waits and timing bounds, stretched for slow runs: COHORT_TEST_WAIT_MS
+ * (tests/valgrind.sh exports 20000) is what the standard wait of
+ * TEST_WAIT_MS becomes, and every other wait grows in proportion. */
+#define TEST_WAIT_MS 3000
+int test_ms(int ms);
+/* True when waits are stretched (a run under valgrind). */
+bool test_slow(void);
 
 #endif
