@@ -12,9 +12,11 @@ build_pkgs=(build-essential cmake pkg-config libzmq3-dev libczmq-dev libssl-dev 
             libyaml-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libmicrohttpd-dev)
 # python3-*, protobuf-compiler: the Python client's test (protoc 3.21 matches
 # python3-protobuf 4.21); yamllint, systemd: the deploy/ files' test
-# (systemd-analyze verify / security --offline).
+# (systemd-analyze verify / security --offline); libnetfilter-queue-dev:
+# the NAT lab's link delay (tests/lab/nfq_delay.c).
 test_pkgs=(clang-format iproute2 iptables conntrack netcat-openbsd dante-server tcpdump valgrind curl
-           python3 python3-zmq python3-protobuf python3-yaml protobuf-compiler yamllint systemd)
+           python3 python3-zmq python3-protobuf python3-yaml protobuf-compiler yamllint systemd
+           libnetfilter-queue-dev)
 
 # Docker from Debian (dockerd 20.10, docker-compose 1.29.2; /usr/bin/docker
 # is the client whose BuildKit works here), debootstrap for the base image

@@ -575,8 +575,12 @@ finish() {
 # delay DELAY_MS ms` on IFNAME's egress (one direction). Without it (netem
 # is often left out of container and CI kernels), LOSS_PCT% of the packets
 # are dropped both ways with iptables -m statistic (mangle PREROUTING -i,
-# POSTROUTING -o) and there is no delay. Sets LAB_IMPAIR to what was
-# applied, for figures. lab_unimpair NS IFNAME undoes it.
+# POSTROUTING -o), and what leaves on IFNAME is held DELAY_MS by nfq_delay
+# (tests/lab/nfq_delay.c, $NFQ_DELAY) through an NFQUEUE rule after the
+# drop: the same delay, one direction, as netem would add. Sets LAB_IMPAIR
+# to what was applied, for figures. lab_unimpair NS IFNAME undoes it.
+LAB_NFQ_NUM=40
+declare -A LAB_NFQ_PID=() # "NS IFNAME" -> PID of its nfq_delay
 lab_impair() {
     local ns=$1 ifname=$2 loss=$3 delay=$4 p
     if ip netns exec "$ns" tc qdisc add dev "$ifname" root netem loss "$loss%" delay "${delay}ms" \
@@ -585,13 +589,27 @@ lab_impair() {
         LAB_IMPAIR="netem on $ns/$ifname egress: loss $loss%, delay $delay ms"
         return 0
     fi
+    local what="loss $loss% both ways"
+    if ((delay > 0)) && [[ -n ${NFQ_DELAY:-} && -x ${NFQ_DELAY:-} ]]; then
+        local q=$((LAB_NFQ_NUM++))
+        ip netns exec "$ns" "$NFQ_DELAY" "$q" "$delay" 2>>"$LAB_DIR/log/nfq_delay.log" &
+        LAB_NFQ_PID["$ns $ifname"]=$!
+        LAB_PIDS+=("$!")
+        sleep 0.2 # bound to its queue before packets go there
+        # --queue-bypass: were nfq_delay gone, packets would pass, not drop
+        ip netns exec "$ns" iptables -t mangle -A POSTROUTING -o "$ifname" \
+            -j NFQUEUE --queue-num "$q" --queue-bypass
+        what+=", delay $delay ms egress (nfq_delay)"
+    elif ((delay > 0)); then
+        what+=" (no sch_netem and no nfq_delay: no delay)"
+    fi
     p=$(awk -v l="$loss" 'BEGIN { printf "%.4f", l / 100 }')
     ip netns exec "$ns" iptables -t mangle -I PREROUTING -i "$ifname" \
         -m statistic --mode random --probability "$p" -j DROP
     ip netns exec "$ns" iptables -t mangle -I POSTROUTING -o "$ifname" \
         -m statistic --mode random --probability "$p" -j DROP
     # shellcheck disable=SC2034
-    LAB_IMPAIR="iptables on $ns/$ifname both ways: loss $loss% (no sch_netem in this kernel: no delay)"
+    LAB_IMPAIR="iptables on $ns/$ifname: $what"
 }
 
 lab_unimpair() {
@@ -604,5 +622,11 @@ lab_unimpair() {
         # shellcheck disable=SC2086 # the rule's words, as iptables -S prints them
         ip netns exec "$ns" iptables -t mangle ${rule/#-A /-D }
     done < <(ip netns exec "$ns" iptables -t mangle -S |
-        grep -E -- "^-A (PREROUTING -i|POSTROUTING -o) $ifname .*statistic")
+        grep -E -- "^-A (PREROUTING -i|POSTROUTING -o) $ifname .*(statistic|NFQUEUE)")
+    local pid=${LAB_NFQ_PID["$ns $ifname"]:-}
+    if [[ -n $pid ]]; then
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        unset 'LAB_NFQ_PID[$ns $ifname]'
+    fi
 }

@@ -23,12 +23,14 @@
 #                     r to a new random port that r knows nothing of, so the
 #                     connection breaks and c reconnects. Asserts: both pairs
 #                     up again (any rung), both streams intact.
-#   loss              a's link (a/eth0) loses 5% of its packets and, where
-#                     the kernel has sch_netem, delays them 100 ms
-#                     (lab_impair) for 5 s of an a -> b stream. Asserts: the
-#                     stream intact and caught up after the impairment;
-#                     figures: throughput during it, resends. Then 5000
-#                     messages unpaced under the same impairment (msg/s).
+#   loss              a's link (a/eth0) loses 5% of its packets and delays
+#                     what leaves 100 ms (lab_impair: sch_netem, or where the
+#                     kernel lacks it iptables drops and nfq_delay) for 5 s
+#                     of an a -> b stream. Asserts: a's round trip to b is
+#                     over 90 ms (the delay is real), the stream intact and
+#                     caught up after the impairment; figures: throughput
+#                     during it, resends. Then 5000 messages unpaced under
+#                     the same impairment.
 #   heavy_loss        the same with 30% loss for 4 s: TCP backs off, the
 #                     pair may move down the ladder; stream intact.
 #   rendezvous_killed kill -9 of r while a and b are punched: the rendezvous
@@ -185,6 +187,22 @@ conntrack_flush() {
     _counters_figure c a "$ca" "flush, c -> a"
 }
 
+# _rtt_ms A B: A's last measured round trip to B in ms (-1: none).
+_rtt_ms() {
+    ctl "$1" peers --json | python3 -c '
+import json, sys
+for p in json.load(sys.stdin):
+    if p.get("name") == sys.argv[1]:
+        print(int(p.get("rtt_us", -1000)) // 1000)
+' "$2"
+}
+
+_rtt_at_least() {
+    local ms
+    ms=$(_rtt_ms "$1" "$2")
+    [[ -n $ms ]] && ((ms >= $3))
+}
+
 loss() {
     local ab n0 n1 t0 t1 rate=$((RATE / 2)) impaired=5
     # back on punched first, if the flush moved them
@@ -199,6 +217,11 @@ loss() {
     n0=$(lab_stream_received a b)
     lab_impair a eth0 5 100
     echo "figure: impairment: $LAB_IMPAIR, $impaired s of an a -> b stream at $rate msg/s"
+    # The delay is real: a's probes to b come back 100 ms later (netem or
+    # nfq_delay; this suite installs what nfq_delay needs).
+    lab_wait_for "$impaired" _rtt_at_least a b 90 ||
+        fail "a -> b round trip $(_rtt_ms a b) ms under a 100 ms delay"
+    echo "figure: loss: a -> b round trip $(_rtt_ms a b) ms under the impairment"
     # Deliveries go on under loss (bounded poll; the impairment lasts
     # $impaired s whatever happens).
     lab_wait_for "$impaired" _received_at_least a b $((n0 + rate * impaired * 2)) || true
