@@ -1961,6 +1961,7 @@ void cohort_node_actor(zsock_t *pipe, void *vargs)
         snprintf(args->error, sizeof args->error, "%s", cohort_err_text(&err));
         COHORT_LOG(COHORT_LOG_ERROR, "node.failed error=\"%s\"", cohort_err_text(&err));
         s_stop(self);
+        OPENSSL_thread_stop(); /* this thread's error state: see below */
         zsock_signal(pipe, 1);
         return;
     }
