@@ -2,7 +2,7 @@
 # revoke_bench.sh: how long a revocation takes to cut a member off on every
 # node of an N-node cluster of real cohortd processes on 127.0.0.1.
 #
-#     COHORTD=build/cohortd COHORTCTL=build/cohortctl tests/bench/revoke_bench.sh [N]
+#     COHORTD=build/ci/cohortd COHORTCTL=build/ci/cohortctl tests/bench/revoke_bench.sh [N]
 #
 # N defaults to 20. The last node is revoked in a new signed roster that is
 # pushed (`cohortctl roster push`) to the first node only; the others get it

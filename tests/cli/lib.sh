@@ -20,8 +20,8 @@
 
 CLI_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 COHORT_SRC=${COHORT_SRC:-$(cd "$CLI_LIB_DIR/../.." && pwd)}
-COHORTCTL=${COHORTCTL:-$COHORT_SRC/build/cohortctl}
-COHORTD=${COHORTD:-$COHORT_SRC/build/cohortd}
+COHORTCTL=${COHORTCTL:-$COHORT_SRC/build/ci/cohortctl}
+COHORTD=${COHORTD:-$COHORT_SRC/build/ci/cohortd}
 export COHORTCTL COHORTD COHORT_SRC
 
 CLI_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cohort-cli.XXXXXX")

@@ -38,12 +38,15 @@
 #   LAB_KEEP=1   keep the work directory ($LAB_DIR: configs, logs) in $TMPDIR
 #                and print its path
 #   LAB_DEBUG=1  trace the lab's own commands
+#   COHORTD, COHORTCTL, NFQ_DELAY  the programs (ctest sets them; by
+#                default those of build/ci, which tests/run.sh builds)
 
 LAB_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 COHORT_SRC=${COHORT_SRC:-$(cd "$LAB_LIB_DIR/../.." && pwd)}
-COHORTCTL=${COHORTCTL:-$COHORT_SRC/build/cohortctl}
-COHORTD=${COHORTD:-$COHORT_SRC/build/cohortd}
-export COHORTCTL COHORTD COHORT_SRC
+COHORTCTL=${COHORTCTL:-$COHORT_SRC/build/ci/cohortctl}
+COHORTD=${COHORTD:-$COHORT_SRC/build/ci/cohortd}
+NFQ_DELAY=${NFQ_DELAY:-$COHORT_SRC/build/ci/tests/lab/nfq_delay}
+export COHORTCTL COHORTD COHORT_SRC NFQ_DELAY
 
 # Exit code ctest reads as "skipped" (SKIP_RETURN_CODE in CMakeLists.txt).
 LAB_SKIP=77
