@@ -678,14 +678,13 @@ static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
             msg = s_decode(&self->arena, type + 1, body,
                            size - (size_t)(body - (const uint8_t *)type));
         } else if (zmq_msg_size(&part[0]) == 1 && type[0] == 'E' && n >= 4) {
-            char *ev = s_part_str(&part[1]);
-            msg = cohort_msg_new(ev, NULL, 0);
-            free(ev);
+            char *ev = s_part_str(&part[1]), *node = s_part_str(&part[2]),
+                 *reason = s_part_str(&part[3]);
+            msg = s_msg_alloc(ev, node, reason, NULL, 0);
             msg->kind = COHORT_MSG_EVENT;
-            s_field_free(msg, msg->sender);
-            msg->sender = s_part_str(&part[2]);
-            s_field_free(msg, msg->error);
-            msg->error = s_part_str(&part[3]);
+            free(ev);
+            free(node);
+            free(reason);
         }
         for (size_t i = 0; i < n; i++)
             zmq_msg_close(&part[i]);

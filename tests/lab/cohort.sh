@@ -476,3 +476,26 @@ lab_stream_watch() {
 lab_stream_counters() {
     echo "$(lab_counter "$1" resent) $(lab_counter "$2" duplicates_dropped)"
 }
+
+# lab_stream_counters_figure FROM TO BEFORE WHAT: prints FROM's resends and
+# TO's duplicates dropped since BEFORE (lab_stream_counters) as a figure.
+lab_stream_counters_figure() {
+    local r0 d0 r1 d1
+    read -r r0 d0 <<<"$3"
+    read -r r1 d1 <<<"$(lab_stream_counters "$1" "$2")"
+    echo "figure: $4: $1 resent $((r1 - r0)) messages, $2 dropped $((d1 - d0)) duplicates"
+}
+
+# lab_stream_received_at_least FROM TO N: TO has delivered N of FROM's.
+lab_stream_received_at_least() {
+    (($(lab_stream_received "$1" "$2") >= $3))
+}
+
+# lab_stream_flowing FROM TO: the stream delivers (20 more within 10 s),
+# else the case fails.
+lab_stream_flowing() {
+    local n
+    n=$(lab_stream_received "$1" "$2")
+    lab_wait_for 10 lab_stream_received_at_least "$1" "$2" $((n + 20)) ||
+        fail "stream $1 -> $2: $(($(lab_stream_received "$1" "$2") - n)) deliveries in 10 s"
+}

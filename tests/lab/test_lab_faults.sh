@@ -103,27 +103,6 @@ _up_any() {
     [[ $(lab_link "$1" "$2") == "up "* && $(lab_link "$2" "$1") == "up "* ]]
 }
 
-_received_at_least() {
-    (($(lab_stream_received "$1" "$2") >= $3))
-}
-
-# _flowing FROM TO: the stream delivers (20 more within 10 s).
-_flowing() {
-    local n
-    n=$(lab_stream_received "$1" "$2")
-    lab_wait_for 10 _received_at_least "$1" "$2" $((n + 20)) ||
-        fail "stream $1 -> $2: $(($(lab_stream_received "$1" "$2") - n)) deliveries in 10 s"
-}
-
-# _counters_figure FROM TO BEFORE: resends and duplicates since BEFORE
-# (lab_stream_counters).
-_counters_figure() {
-    local r0 d0 r1 d1
-    read -r r0 d0 <<<"$3"
-    read -r r1 d1 <<<"$(lab_stream_counters "$1" "$2")"
-    echo "figure: $4: $1 resent $((r1 - r0)) messages, $2 dropped $((d1 - d0)) duplicates"
-}
-
 # _c_mapping: the public ports rtr-c maps c's live connections to r:7700 to.
 _c_mapping() {
     lab_exec rtr-c conntrack -L -p tcp 2>/dev/null |
@@ -147,8 +126,8 @@ conntrack_flush() {
     local ab ca t0 ports_before ports_after
     lab_stream_start a b 0 "$RATE"
     lab_stream_start c a 0 $((RATE / 2)) # relayed: slower (sanitizer builds too)
-    _flowing a b
-    _flowing c a
+    lab_stream_flowing a b
+    lab_stream_flowing c a
     ab=$(lab_stream_counters a b)
     ca=$(lab_stream_counters c a)
     ports_before=$(_c_mapping)
@@ -183,8 +162,8 @@ conntrack_flush() {
     lab_stream_stop c
     lab_stream_check a b 30
     lab_stream_check c a 30
-    _counters_figure a b "$ab" "flush, a -> b"
-    _counters_figure c a "$ca" "flush, c -> a"
+    lab_stream_counters_figure a b "$ab" "flush, a -> b"
+    lab_stream_counters_figure c a "$ca" "flush, c -> a"
 }
 
 # _rtt_ms A B: A's last measured round trip to B in ms (-1: none).
@@ -211,7 +190,7 @@ loss() {
         fail "a and b not back on punched within $LINK_UP_LIMIT s"
     }
     lab_stream_start a b 0 "$rate"
-    _flowing a b
+    lab_stream_flowing a b
     ab=$(lab_stream_counters a b)
     t0=$(lab_now)
     n0=$(lab_stream_received a b)
@@ -224,7 +203,7 @@ loss() {
     echo "figure: loss: a -> b round trip $(_rtt_ms a b) ms under the impairment"
     # Deliveries go on under loss (bounded poll; the impairment lasts
     # $impaired s whatever happens).
-    lab_wait_for "$impaired" _received_at_least a b $((n0 + rate * impaired * 2)) || true
+    lab_wait_for "$impaired" lab_stream_received_at_least a b $((n0 + rate * impaired * 2)) || true
     t1=$(lab_now)
     n1=$(lab_stream_received a b)
     lab_unimpair a eth0
@@ -234,14 +213,14 @@ loss() {
     echo "figure: loss: caught up with the sender $LAB_CAUGHT_UP s after the impairment ended"
     lab_stream_stop a
     lab_stream_check a b 30
-    _counters_figure a b "$ab" "loss"
+    lab_stream_counters_figure a b "$ab" "loss"
     # As fast as the node takes them, under the same impairment.
     ab=$(lab_stream_counters a b)
     lab_impair a eth0 5 100
     lab_stream_start a b 5000 0
     lab_stream_check a b 30 "punched, 5% loss"
     lab_unimpair a eth0
-    _counters_figure a b "$ab" "loss, unpaced"
+    lab_stream_counters_figure a b "$ab" "loss, unpaced"
 }
 
 # Heavy loss: 30% of a's packets for 4 s. TCP backs off for seconds, the
@@ -250,7 +229,7 @@ loss() {
 heavy_loss() {
     local ab t0 rungs="" l rate=$((RATE / 2)) impaired=4 watcher rc stall resumed caught
     lab_stream_start a b 0 "$rate"
-    _flowing a b
+    lab_stream_flowing a b
     ab=$(lab_stream_counters a b)
     t0=$(lab_now)
     lab_impair a eth0 30 100
@@ -277,7 +256,7 @@ heavy_loss() {
     lab_wait_for "$RECOVER_LIMIT" _up_any a b || fail "a and b not both up after the heavy loss: $(lab_link_report a b)"
     lab_stream_stop a
     lab_stream_check a b 30
-    _counters_figure a b "$ab" "heavy loss"
+    lab_stream_counters_figure a b "$ab" "heavy loss"
 }
 
 rendezvous_killed() {
@@ -287,7 +266,7 @@ rendezvous_killed() {
         fail "a and b not on punched within $LINK_UP_LIMIT s"
     }
     lab_stream_start a b 0 "$RATE"
-    _flowing a b
+    lab_stream_flowing a b
     ab=$(lab_stream_counters a b)
     t0=$(lab_now)
     kill -KILL "${LAB_NODE_PID[r]}"
@@ -316,7 +295,7 @@ rendezvous_killed() {
     echo "figure: rendezvous killed: a <-> b $(lab_link a b) $(lab_secs $(($(lab_now) - t0))) s after the kill, $(($(lab_stream_received a b) - n)) deliveries since; longest delivery pause $stall s"
     lab_stream_stop a
     lab_stream_check a b 30
-    _counters_figure a b "$ab" "rendezvous killed"
+    lab_stream_counters_figure a b "$ab" "rendezvous killed"
 }
 
 run_case setup_links

@@ -94,24 +94,6 @@ show_logs() {
     } >&2
 }
 
-_received_at_least() {
-    (($(lab_stream_received "$1" "$2") >= $3))
-}
-
-_flowing() {
-    local n
-    n=$(lab_stream_received "$1" "$2")
-    lab_wait_for 10 _received_at_least "$1" "$2" $((n + 20)) ||
-        fail "stream $1 -> $2: $(($(lab_stream_received "$1" "$2") - n)) deliveries in 10 s"
-}
-
-_counters_figure() {
-    local r0 d0 r1 d1
-    read -r r0 d0 <<<"$3"
-    read -r r1 d1 <<<"$(lab_stream_counters "$1" "$2")"
-    echo "figure: $4: $1 resent $((r1 - r0)) messages, $2 dropped $((d1 - d0)) duplicates"
-}
-
 _serial() {
     ctl "$1" status --json | grep -o '"roster_serial":[0-9]*' | sed 's/.*://'
 }
@@ -165,7 +147,7 @@ peer_killed_and_restarted() {
     log1=$LAB_DIR/log/stream-sub-b.1.log
     log2=$LAB_DIR/log/stream-sub-b.log
     lab_stream_start a b 0 "$RATE"
-    lab_wait_for 10 _received_at_least a b 500 || fail "b received $(lab_stream_received a b) stream messages in 10 s"
+    lab_wait_for 10 lab_stream_received_at_least a b 500 || fail "b received $(lab_stream_received a b) stream messages in 10 s"
     ab=$(lab_stream_counters a b)
     t_kill=$(lab_now)
     kill -KILL "${LAB_NODE_PID[b]}"
@@ -221,7 +203,7 @@ peer_killed_and_restarted() {
         fail "crash window larger than $CRASH_WINDOW messages: $dup duplicates, $lost lost"
     ((f2 <= sent_at_kill)) ||
         fail "the new subscriber's log starts at $f2, after the about $sent_at_kill messages a had sent when b was killed"
-    _counters_figure a b "$ab" "peer restart"
+    lab_stream_counters_figure a b "$ab" "peer restart"
 }
 
 _gone() {
@@ -239,7 +221,7 @@ _roster_fault() {
     local how=$1 ac s0 s1 name t0 held
     s0=$(_serial c)
     lab_stream_start a c 0 "$RATE"
-    _flowing a c
+    lab_stream_flowing a c
     ac=$(lab_stream_counters a c)
     case $how in
         readonly) mount -o remount,ro "$C_STATE" ;;
@@ -268,7 +250,7 @@ _roster_fault() {
         fail "the refusal left files in c's state directory: $(find "$C_STATE" -maxdepth 1 -name '*.tmp.*' -o -name '*.next*')"
     # still working: links up, the stream flowing
     { lab_link_is c a direct && lab_link_is c b direct; } || fail "c lost its links: $(lab_link c a), $(lab_link c b)"
-    _flowing a c
+    lab_stream_flowing a c
     # Fixed: c catches up from a peer (a peer resends a roster at most once
     # per NODE_ROSTER_RESEND_MS, 3 s, when c's probes show an older serial).
     t0=$(lab_now)
@@ -284,7 +266,7 @@ _roster_fault() {
         fail "leftover files in c's state directory: $(find "$C_STATE" -maxdepth 1 -name '*.tmp.*' -o -name '*.next*')"
     lab_stream_stop a
     lab_stream_check a c 30
-    _counters_figure a c "$ac" "state dir $how"
+    lab_stream_counters_figure a c "$ac" "state dir $how"
 }
 
 roster_state_dir_readonly() {

@@ -64,6 +64,57 @@ static void s_wait_direct(cohort_t *node, const char *peer)
     }
 }
 
+/* Polls node's delivery_deferred for up to 10 s; returns the last value. */
+static uint64_t s_wait_deferred(cohort_t *node)
+{
+    uint64_t deferred = 0;
+    for (int i = 0; i < 200 && deferred == 0; i++) {
+        Cohort__Api__Counters *k = s_counters(node);
+        deferred = k->delivery_deferred;
+        cohort__api__counters__free_unpacked(k, NULL);
+        if (!deferred)
+            zclock_sleep(50);
+    }
+    return deferred;
+}
+
+/* Sends messages 1..n of size bytes from `from` to node `to`: message i
+ * starts with i and is filled with i's low byte. */
+static void s_send_numbered(cohort_t *from, const char *to, int n, size_t size)
+{
+    uint8_t *payload = malloc(size);
+    for (int i = 1; i <= n; i++) {
+        memset(payload, i & 0xff, size);
+        memcpy(payload, &i, sizeof i);
+        cohort_msg_t *m = cohort_msg_new("n", payload, size);
+        assert_int_equal(cohort_send(from, to, &m, 20000), COHORT_OK);
+    }
+    free(payload);
+}
+
+/* Reads at member i until messages 1..n (s_send_numbered) have arrived,
+ * each once, in order and whole; events may come in between. */
+static void s_read_numbered(cluster_t *c, int i, int n, size_t size)
+{
+    int next = 1;
+    while (next <= n) {
+        cohort_msg_t *m = cluster_next(c, i, 15000);
+        if (!m)
+            fail_msg("message %d never arrived", next);
+        if (cohort_msg_kind(m) == COHORT_MSG_UNICAST) {
+            size_t len = 0;
+            const uint8_t *p = cohort_msg_payload(m, &len);
+            assert_int_equal(len, size);
+            int seq = 0;
+            memcpy(&seq, p, sizeof seq);
+            assert_int_equal(seq, next);
+            assert_int_equal(p[size - 1], next & 0xff);
+            next++;
+        }
+        cohort_msg_destroy(&m);
+    }
+}
+
 static void test_a_slow_reader_defers_messages_and_loses_none(void **state)
 {
     (void)state;
@@ -85,16 +136,7 @@ static void test_a_slow_reader_defers_messages_and_loses_none(void **state)
         assert_int_equal(cohort_send(c->nodes[1], "alpha", &m, 20000), COHORT_OK);
     }
     /* sends only queue at beta: wait for alpha's inbox to fill */
-    uint64_t deferred = 0;
-    Cohort__Api__Counters *k = NULL;
-    for (int i = 0; i < 200 && deferred == 0; i++) {
-        k = s_counters(c->nodes[0]);
-        deferred = k->delivery_deferred;
-        cohort__api__counters__free_unpacked(k, NULL);
-        if (!deferred)
-            zclock_sleep(50);
-    }
-    assert_true(deferred > 0);
+    assert_true(s_wait_deferred(c->nodes[0]) > 0);
     /* now alpha reads: every number once, in order (events may interleave) */
     int next = 1;
     while (next <= N) {
@@ -111,7 +153,7 @@ static void test_a_slow_reader_defers_messages_and_loses_none(void **state)
         }
         cohort_msg_destroy(&m);
     }
-    k = s_counters(c->nodes[0]);
+    Cohort__Api__Counters *k = s_counters(c->nodes[0]);
     assert_int_equal(k->delivery_dropped, 0);
     print_message("deferred %llu deliveries, dropped %llu\n",
                   (unsigned long long)k->delivery_deferred,
@@ -135,42 +177,11 @@ static void test_unread_bytes_are_bounded_too(void **state)
     cluster_t *c = cluster_new(members, 2);
     cluster_wait_up(c, 10000);
     enum { N = 200, SIZE = 16 * 1024 };
-    uint8_t *payload = malloc(SIZE);
-    for (int i = 1; i <= N; i++) {
-        memset(payload, i & 0xff, SIZE);
-        memcpy(payload, &i, sizeof i);
-        cohort_msg_t *m = cohort_msg_new("big", payload, SIZE);
-        assert_int_equal(cohort_send(c->nodes[1], "alpha", &m, 20000), COHORT_OK);
-    }
-    free(payload);
-    uint64_t deferred = 0;
-    for (int i = 0; i < 200 && deferred == 0; i++) {
-        Cohort__Api__Counters *k = s_counters(c->nodes[0]);
-        deferred = k->delivery_deferred;
-        cohort__api__counters__free_unpacked(k, NULL);
-        if (!deferred)
-            zclock_sleep(50);
-    }
+    s_send_numbered(c->nodes[1], "alpha", N, SIZE);
     /* 200 messages are far below receive_queue: only the byte bound
      * defers them */
-    assert_true(deferred > 0);
-    int next = 1;
-    while (next <= N) {
-        cohort_msg_t *m = cluster_next(c, 0, 15000);
-        if (!m)
-            fail_msg("message %d never arrived", next);
-        if (cohort_msg_kind(m) == COHORT_MSG_UNICAST) {
-            size_t len = 0;
-            const uint8_t *p = cohort_msg_payload(m, &len);
-            assert_int_equal(len, SIZE);
-            int seq = 0;
-            memcpy(&seq, p, sizeof seq);
-            assert_int_equal(seq, next);
-            assert_int_equal(p[SIZE - 1], next & 0xff);
-            next++;
-        }
-        cohort_msg_destroy(&m);
-    }
+    assert_true(s_wait_deferred(c->nodes[0]) > 0);
+    s_read_numbered(c, 0, N, SIZE);
     Cohort__Api__Counters *k = s_counters(c->nodes[0]);
     assert_int_equal(k->delivery_dropped, 0);
     print_message("16 KiB messages: deferred %llu deliveries, dropped %llu\n",
@@ -199,38 +210,10 @@ static void test_batches_fit_a_small_max_message_size(void **state)
     cluster_t *c = cluster_new(members, 2);
     cluster_wait_up(c, 10000);
     enum { N = 3000, SIZE = 900 };
-    uint8_t payload[SIZE];
-    for (int i = 1; i <= N; i++) {
-        memset(payload, i & 0xff, SIZE);
-        memcpy(payload, &i, sizeof i);
-        cohort_msg_t *m = cohort_msg_new("b", payload, SIZE);
-        assert_int_equal(cohort_send(c->nodes[1], "alpha", &m, 20000), COHORT_OK);
-    }
-    uint64_t deferred = 0;
-    for (int i = 0; i < 200 && deferred == 0; i++) {
-        Cohort__Api__Counters *k = s_counters(c->nodes[0]);
-        deferred = k->delivery_deferred;
-        cohort__api__counters__free_unpacked(k, NULL);
-        if (!deferred)
-            zclock_sleep(50);
-    }
-    assert_true(deferred > 0);
+    s_send_numbered(c->nodes[1], "alpha", N, SIZE);
+    assert_true(s_wait_deferred(c->nodes[0]) > 0);
     zclock_sleep(1000); /* beta's resend timer fires: its window goes again */
-    int next = 1;
-    while (next <= N) {
-        cohort_msg_t *m = cluster_next(c, 0, 15000);
-        if (!m)
-            fail_msg("message %d never arrived", next);
-        if (cohort_msg_kind(m) == COHORT_MSG_UNICAST) {
-            size_t len = 0;
-            const uint8_t *p = cohort_msg_payload(m, &len);
-            int seq = 0;
-            memcpy(&seq, p, sizeof seq);
-            assert_int_equal(seq, next);
-            next++;
-        }
-        cohort_msg_destroy(&m);
-    }
+    s_read_numbered(c, 0, N, SIZE);
     Cohort__Api__Counters *k = s_counters(c->nodes[0]);
     assert_int_equal(k->oversized_dropped, 0);
     print_message("%d messages of %d bytes in %llu frames\n", N, SIZE,
