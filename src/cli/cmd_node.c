@@ -473,6 +473,7 @@ static size_t s_counters(const Cohort__Api__Counters *k, s_counter_t out[16])
     out[n++] = (s_counter_t){"unknown sender", "unknown_sender", k->unknown_sender};
     out[n++] = (s_counter_t){"messages in", "messages_in", k->messages_in};
     out[n++] = (s_counter_t){"messages out", "messages_out", k->messages_out};
+    out[n++] = (s_counter_t){"missed wakeups", "missed_wakeups", k->missed_wakeups};
     return n;
 }
 

@@ -447,6 +447,7 @@ static int s_cohort_reqrep(cohort_bench_t *self, const cohort_bench_case_t *c,
         goto out;
     }
     s_tag(buf, self->tag, S_DATA);
+    S_PROFILE_START();
     int64_t t0 = s_now(), end = t0 + (int64_t)self->opts.duration_ms * 1000, t1 = t0;
     while (t1 < end && n < S_LAT_MAX) {
         cohort_msg_t *m = cohort_msg_new("", buf, c->size), *reply = NULL;
@@ -464,6 +465,7 @@ static int s_cohort_reqrep(cohort_bench_t *self, const cohort_bench_case_t *c,
         }
         rtt[n++] = (double)(t1 - a);
     }
+    S_PROFILE_DUMP("reqrep cohort");
     s_latency(rtt, n, t0, t1, out);
     rc = 0;
 out:
@@ -1014,6 +1016,7 @@ static int s_raw_reqrep(cohort_bench_t *self, const cohort_bench_case_t *c,
         goto out;
     }
     s_tag(buf, self->tag, S_DATA);
+    S_PROFILE_START();
     int64_t t0 = s_now(), end = t0 + (int64_t)self->opts.duration_ms * 1000, t1 = t0;
     while (t1 < end && n < S_LAT_MAX) {
         int64_t a = s_now();
@@ -1027,6 +1030,7 @@ static int s_raw_reqrep(cohort_bench_t *self, const cohort_bench_case_t *c,
         }
         rtt[n++] = (double)(t1 - a);
     }
+    S_PROFILE_DUMP("reqrep raw");
     s_latency(rtt, n, t0, t1, out);
     rc = 0;
 out:

@@ -63,7 +63,9 @@ static int s_send(node_t *self, zmq_msg_t *frame)
         atomic_fetch_sub(counted, size);
         return S_FULL_BYTES;
     }
-    if (zmq_msg_send(frame, zsock_resolve(self->inbox), ZMQ_DONTWAIT) < 0) {
+    int rc = zmq_msg_send(frame, zsock_resolve(self->inbox), ZMQ_DONTWAIT);
+    node_touched(self, zsock_resolve(self->inbox));
+    if (rc < 0) {
         if (counted)
             atomic_fetch_sub(counted, size);
         return S_FULL;
@@ -108,11 +110,10 @@ static void s_poll_room(node_t *self, bool on)
 {
     if (self->rxq_polling == on || !self->loop)
         return;
-    zmq_pollitem_t item = {zsock_resolve(self->inbox), 0, ZMQ_POLLOUT, 0};
     if (on)
-        zloop_poller(self->loop, &item, s_on_room, self);
+        node_watch_socket(self, zsock_resolve(self->inbox), ZMQ_POLLOUT, s_on_room, self);
     else
-        zloop_poller_end(self->loop, &item);
+        node_unwatch_socket(self, zsock_resolve(self->inbox));
     self->rxq_polling = on;
 }
 

@@ -49,11 +49,18 @@ static void s_count_out(node_t *self, node_peer_t *p, size_t len)
  * so the next path can try it. The caller closes it either way. */
 static int s_send_direct(node_t *self, node_peer_t *p, zmq_msg_t *msg)
 {
-    if (p->dealer && p->dealer_up && zmq_msg_send(msg, p->dealer, ZMQ_DONTWAIT) >= 0)
-        return 0;
+    if (p->dealer && p->dealer_up) {
+        int rc = zmq_msg_send(msg, p->dealer, ZMQ_DONTWAIT);
+        node_touched(self, p->dealer);
+        if (rc >= 0)
+            return 0;
+    }
     if (p->route_len) {
-        if (zmq_send(self->router, p->route, p->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
-            zmq_msg_send(msg, self->router, ZMQ_DONTWAIT) >= 0)
+        bool sent =
+            zmq_send(self->router, p->route, p->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0 &&
+            zmq_msg_send(msg, self->router, ZMQ_DONTWAIT) >= 0;
+        node_touched(self, self->router);
+        if (sent)
             return 0;
         if (errno == EHOSTUNREACH)
             p->route_len = 0; /* gone (ROUTER_MANDATORY said so); EAGAIN is only a full queue */
@@ -61,18 +68,20 @@ static int s_send_direct(node_t *self, node_peer_t *p, zmq_msg_t *msg)
     return -1;
 }
 
-static int s_send_punched(node_peer_t *p, zmq_msg_t *msg)
+static int s_send_punched(node_t *self, node_peer_t *p, zmq_msg_t *msg)
 {
-    if (p->punch && p->punch_up && zmq_msg_send(msg, p->punch, ZMQ_DONTWAIT) >= 0)
-        return 0;
-    return -1;
+    if (!p->punch || !p->punch_up)
+        return -1;
+    int rc = zmq_msg_send(msg, p->punch, ZMQ_DONTWAIT);
+    node_touched(self, p->punch);
+    return rc >= 0 ? 0 : -1;
 }
 
 /* The relay itself must be reached on a real link, never through a relay. */
 static int s_send_to_relay(node_t *self, node_peer_t *relay, zmq_msg_t *msg)
 {
     size_t len = zmq_msg_size(msg);
-    if (s_send_direct(self, relay, msg) == 0 || s_send_punched(relay, msg) == 0) {
+    if (s_send_direct(self, relay, msg) == 0 || s_send_punched(self, relay, msg) == 0) {
         s_count_out(self, relay, len);
         return 0;
     }
@@ -130,7 +139,7 @@ int links_transmit_on(node_t *self, node_peer_t *p, cohort_rung_t rung, node_pee
         rc = s_send_direct(self, p, msg);
         break;
     case COHORT_RUNG_PUNCHED:
-        rc = s_send_punched(p, msg);
+        rc = s_send_punched(self, p, msg);
         break;
     case COHORT_RUNG_RELAYED:
         /* the relay's own counters are bumped in s_send_to_relay */
@@ -246,10 +255,9 @@ static void s_punch_close(node_t *self, node_peer_t *p, bool abortive)
         return;
     if (abortive && self)
         s_punch_make_abortive(self, p);
-    if (self && self->loop) {
-        zmq_pollitem_t a = {p->punch, 0, ZMQ_POLLIN, 0}, b = {p->punch_mon, 0, ZMQ_POLLIN, 0};
-        zloop_poller_end(self->loop, &a);
-        zloop_poller_end(self->loop, &b);
+    if (self) {
+        node_unwatch_socket(self, p->punch);
+        node_unwatch_socket(self, p->punch_mon);
     }
     zmq_socket_monitor(p->punch, NULL, 0);
     zmq_close(p->punch);

@@ -73,6 +73,7 @@ void node_event(node_t *self, const char *type, const char *node, const char *re
     COHORT_LOG(COHORT_LOG_INFO, "%s node=%s reason=%s", type, node, reason);
     if (zsock_send(self->inbox, "ssss", "E", type, node, reason) != 0)
         self->counters.delivery_dropped++;
+    node_touched(self, zsock_resolve(self->inbox));
 }
 
 /* A delivery is one frame, 'D' sender NUL message: one send per message
@@ -120,14 +121,31 @@ static void s_deliver(node_t *self, const char *sender, const node_msg_t *msg, c
 
 /* ---- transmitting ---- */
 
+static int s_on_ack_timer(zloop_t *loop, int timer_id, void *arg);
+
+static void s_ack_sent(node_peer_t *p)
+{
+    cohort_session_ack_sent(p->session);
+    p->ack_owed_msgs = 0;
+    p->ack_owed_bytes = 0;
+    p->ack_urgent = false;
+}
+
 int node_transmit_env(node_t *self, node_peer_t *p, node_env_t *env)
 {
     /* Member news rides on control envelopes (probes, acks, hellos); data
      * frames stay lean, and SWIM's own gossip covers a busy link. */
     members_pb_t pb;
-    if (env->n_updates == 0 && env->body_case != COHORT__WIRE__ENVELOPE__BODY_DATA &&
-        env->body_case != COHORT__WIRE__ENVELOPE__BODY_BATCH)
+    bool data = env->body_case == COHORT__WIRE__ENVELOPE__BODY_DATA ||
+                env->body_case == COHORT__WIRE__ENVELOPE__BODY_BATCH;
+    if (env->n_updates == 0 && !data)
         members_attach(self, p, env, &pb);
+    /* an ack we owe p rides along (delayed acks, s_flush_acks) */
+    Cohort__Wire__Ack ack = COHORT__WIRE__ACK__INIT;
+    if (data && !env->ack_piggyback && cohort_session_ack_pending(p->session)) {
+        cohort_session_ack_state(p->session, &ack.stream, &ack.upto);
+        env->ack_piggyback = &ack;
+    }
     zmq_msg_t msg;
     node_encode(env, &msg);
     self->tx_msgs =
@@ -135,6 +153,11 @@ int node_transmit_env(node_t *self, node_peer_t *p, node_env_t *env)
     int rc = links_transmit(self, p, &msg);
     self->tx_msgs = 0;
     zmq_msg_close(&msg);
+    if (env->ack_piggyback == &ack) {
+        env->ack_piggyback = NULL;
+        if (rc == 0)
+            s_ack_sent(p);
+    }
     return rc;
 }
 
@@ -298,7 +321,8 @@ static void s_send_interest_to(node_t *self, node_peer_t *p)
     in.patterns = self->patterns;
     msg.kind = COHORT__WIRE__MESSAGE__KIND__INTEREST;
     msg.interest = &in;
-    s_send_msg(self, p, &msg);
+    /* a full window: the tick tries again (interest is never lost) */
+    p->interest_owed = s_send_msg(self, p, &msg) != COHORT__API__CODE__OK;
 }
 
 static void s_interest_changed(node_t *self)
@@ -409,10 +433,7 @@ static void s_pending_remove(node_t *self, size_t i);
 
 static void s_poller_end(node_t *self, void *sock)
 {
-    if (!sock || !self->loop)
-        return;
-    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
-    zloop_poller_end(self->loop, &item);
+    node_unwatch_socket(self, sock);
 }
 
 /* Relay quotas are indexed by place in peers and sized by peer_count when
@@ -772,10 +793,16 @@ static void s_handle_data(node_t *self, node_peer_t *p, const Cohort__Wire__Data
 {
     if (d->seq != 0) {
         cohort_session_verdict_t rx = cohort_session_receive(p->session, d->stream, d->seq);
-        if (rx == COHORT_SESSION_DUPLICATE)
+        if (rx == COHORT_SESSION_DUPLICATE) {
             self->counters.duplicates_dropped++;
+            p->ack_urgent = true;
+        }
         if (rx != COHORT_SESSION_DELIVER)
             return;
+        p->ack_owed_msgs++;
+        p->ack_owed_bytes += d->body.len;
+        if (!self->ack_timer && self->loop)
+            self->ack_timer = zloop_timer(self->loop, S_ACK_DELAY_MS, 1, s_on_ack_timer, self);
     }
     node_msg_t *msg = cohort__wire__message__unpack(&self->arena.pb, d->body.len, d->body.data);
     if (!msg || s_has_field_zero(&msg->base)) {
@@ -803,6 +830,9 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
 {
     int64_t now = node_now();
     p->last_seen = now;
+    if (env->ack_piggyback)
+        cohort_session_ack_at(p->session, env->ack_piggyback->stream, env->ack_piggyback->upto,
+                              now);
     if (members_handle(self, p, env))
         return;
     if (links_handle(self, p, env, path))
@@ -879,20 +909,46 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
     }
 }
 
-static void s_flush_acks(node_t *self)
+/* Sends the acks that are due (all of them when force): those owed for
+ * S_ACK_EVERY messages or S_ACK_BYTES, or urgent; the rest wait for Data
+ * to ride on (node_transmit_env) or for the ack timer, S_ACK_DELAY_MS. */
+static void s_flush_acks_when(node_t *self, bool force)
 {
+    bool waiting = false;
     for (size_t i = 0; i < self->peer_count; i++) {
         node_peer_t *p = &self->peers[i];
         if (!cohort_session_ack_pending(p->session))
             continue;
+        if (!force && !p->ack_urgent && p->ack_owed_msgs < S_ACK_EVERY &&
+            p->ack_owed_bytes < S_ACK_BYTES) {
+            waiting = true;
+            continue;
+        }
         node_env_t env = COHORT__WIRE__ENVELOPE__INIT;
         Cohort__Wire__Ack ack = COHORT__WIRE__ACK__INIT;
         cohort_session_ack_state(p->session, &ack.stream, &ack.upto);
         env.body_case = COHORT__WIRE__ENVELOPE__BODY_ACK;
         env.ack = &ack;
         if (node_transmit_env(self, p, &env) == 0)
-            cohort_session_ack_sent(p->session);
+            s_ack_sent(p);
     }
+    if (waiting && !self->ack_timer && self->loop)
+        self->ack_timer = zloop_timer(self->loop, S_ACK_DELAY_MS, 1, s_on_ack_timer, self);
+}
+
+static void s_flush_acks(node_t *self)
+{
+    s_flush_acks_when(self, false);
+}
+
+static int s_on_ack_timer(zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    node_t *self = arg;
+    self->ack_timer = 0;
+    s_flush_acks_when(self, true);
+    return 0;
 }
 
 /* One frame from an authenticated peer, whichever socket it came in on. */
@@ -1195,8 +1251,13 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     }
     links_tick(self);
     members_tick(self);
-    s_flush_acks(self);
+    s_flush_acks_when(self, self->terminating); /* leaving: nothing waits */
+    for (size_t i = 0; i < self->peer_count; i++)
+        if (self->peers[i].interest_owed)
+            s_send_interest_to(self, &self->peers[i]);
     s_deferred_answer(self, now >= self->deferred_until);
+    if (node_zsocks_sweep(self) < 0)
+        return -1;
     if (self->terminating) {
         size_t unacked = 0;
         for (size_t i = 0; i < self->peer_count; i++) {
@@ -1236,6 +1297,7 @@ static void s_reply(node_t *self, int code, const char *text)
     char c[16];
     snprintf(c, sizeof c, "%d", code);
     zsock_send(self->pipe, "ss", c, text);
+    node_touched(self, zsock_resolve(self->pipe));
 }
 
 static node_msg_t *s_frame_msg(zframe_t *frame)
@@ -1259,6 +1321,10 @@ static void s_answer_send(node_t *self, node_peer_t *p, int code, const char *wh
         size_t room = cohort_session_room(p->session, &grant_bytes);
         size_t cap = s_credit_bytes(p);
         size_t budget = ss.unacked_bytes < cap ? cap - ss.unacked_bytes : 0;
+        /* half the room at most: the rest stays for what the node sends
+         * itself in the session (interest, replies it makes) */
+        room /= 2;
+        grant_bytes /= 2;
         grant = (uint32_t)(room < S_CREDIT_MSGS ? room : S_CREDIT_MSGS);
         if (grant_bytes > budget)
             grant_bytes = budget;
@@ -1271,6 +1337,7 @@ static void s_answer_send(node_t *self, node_peer_t *p, int code, const char *wh
     snprintf(credit, sizeof credit, "%" PRIu32 " %zu %" PRIu64 " %" PRIu64, grant, grant_bytes,
              (uint64_t)self->cfg->max_message_size, self->credit_epoch);
     zsock_send(self->pipe, "sss", c, why, credit);
+    node_touched(self, zsock_resolve(self->pipe));
 }
 
 static int s_publish(node_t *self, const uint8_t *raw, size_t len, unsigned *recipients,
@@ -1459,6 +1526,7 @@ static int s_cmd_pub(node_t *self, zmsg_t *cmd)
     snprintf(c, sizeof c, "%d", code);
     snprintf(n, sizeof n, "%u", recipients);
     zsock_send(self->pipe, "sss", c, why, n);
+    node_touched(self, zsock_resolve(self->pipe));
     zframe_destroy(&frame);
     return 0;
 }
@@ -1581,6 +1649,7 @@ static void s_send_response(node_t *self, Cohort__Api__Response *resp)
     zframe_t *frame = zframe_new(NULL, len);
     cohort__api__response__pack(resp, zframe_data(frame));
     zsock_send(self->pipe, "ssf", "0", "", frame);
+    node_touched(self, zsock_resolve(self->pipe));
     zframe_destroy(&frame);
 }
 
@@ -1728,6 +1797,7 @@ static int s_cmd_reload(node_t *self, zmsg_t *cmd)
 out:
     snprintf(code, sizeof code, "%d", fresh ? COHORT__API__CODE__OK : COHORT__API__CODE__INVALID);
     zsock_send(self->pipe, "ssss", code, fresh ? "" : cohort_err_text(&err), applied, restart);
+    node_touched(self, zsock_resolve(self->pipe));
     cohort_config_destroy(&fresh);
     free(path);
     return 0;
@@ -1775,6 +1845,7 @@ static int s_dispatch(node_t *self, char *verb, zmsg_t *cmd)
         rc = s_cmd_reload(self, cmd);
     } else if (!strcmp(verb, "INBOX")) {
         zsock_send(self->pipe, "sss", "0", "", self->inbox_ep);
+        node_touched(self, zsock_resolve(self->pipe));
     } else {
         s_reply(self, COHORT__API__CODE__INVALID, "unknown command");
     }
@@ -1788,10 +1859,12 @@ static int s_dispatch(node_t *self, char *verb, zmsg_t *cmd)
  * (node_emit_data), when the round ends: at once. Every other command
  * sends the batches first, so it sees (and may change) no message that
  * waits in one. */
-static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
+static int s_on_pipe(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
+    (void)item;
     node_t *self = arg;
+    zsock_t *pipe = self->pipe;
     void *handle = zsock_resolve(pipe);
     int rc = 0;
     for (int budget = 0; budget < 1000 && rc == 0; budget++) {
@@ -1830,12 +1903,6 @@ static int s_on_pipe(zloop_t *loop, zsock_t *pipe, void *arg)
 }
 
 /* ---- start and stop ---- */
-
-int node_add_socket(node_t *self, void *sock, zloop_fn *fn)
-{
-    zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
-    return zloop_poller(self->loop, &item, fn, self);
-}
 
 static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
 {
@@ -1899,7 +1966,7 @@ static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
     node_add_socket(self, self->router, s_on_router);
     node_add_socket(self, self->router_mon, s_on_router_monitor);
     node_add_socket(self, self->zap, s_on_zap);
-    zloop_reader(self->loop, self->pipe, s_on_pipe, self);
+    node_add_socket(self, zsock_resolve(self->pipe), s_on_pipe);
     zloop_set_nonstop(self->loop, true); /* the front decides when to stop */
     zloop_timer(self->loop, S_TICK_MS, 0, s_on_tick, self);
     /* Probe three times per probe_timeout, so a dead rung is noticed in time. */
@@ -1927,6 +1994,7 @@ static void s_stop(node_t *self)
     s_set_free(&self->patterns, &self->pattern_count);
     zhashx_destroy(&self->rr);
     zloop_destroy(&self->loop);
+    node_zsocks_free(self);
     cohort_arena_fini(&self->arena);
     zsock_destroy(&self->inbox);
     if (self->router_mon)

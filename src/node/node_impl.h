@@ -57,6 +57,13 @@
  * own limits.max_message_size (node_frame_max): a batch is never refused
  * where its messages one by one would not be, whatever the receiver's
  * limit. */
+/* Delayed acks: an ack waits up to S_ACK_DELAY_MS for Data going to the
+ * same peer to ride on (a request's reply, the next request); it leaves at
+ * once when S_ACK_EVERY messages or S_ACK_BYTES bytes are owed, or when a
+ * duplicate came (the peer is resending: it missed our acks). */
+#define S_ACK_DELAY_MS 5
+#define S_ACK_EVERY 64
+#define S_ACK_BYTES (256 * 1024)
 #define S_BATCH_MAX 256
 #define S_BATCH_BYTES (52 * 1024)
 #define S_BATCH_ONE_MAX (S_BATCH_BYTES / 3)
@@ -172,6 +179,11 @@ typedef struct node_peer {
     node_batched_t *batch; /* S_BATCH_MAX slots, made on first use */
     size_t batch_count, batch_bytes;
     node_rxq_t rxq; /* inbox.c */
+    /* owed since our last ack to it (delayed acks, node.c) */
+    bool interest_owed; /* our interest did not fit its window: the tick resends */
+    uint32_t ack_owed_msgs;
+    size_t ack_owed_bytes;
+    bool ack_urgent;
 } node_peer_t;
 
 typedef struct {
@@ -181,6 +193,8 @@ typedef struct {
     int64_t deadline;
     char *node; /* the provider asked; NULL when this node serves it */
 } node_pending_t;
+
+typedef struct node_zsock node_zsock_t; /* zpoll.c */
 
 typedef struct {
     zsock_t *pipe;
@@ -223,6 +237,7 @@ typedef struct {
     struct node_peer *deferred; /* a SEND answer held back for pacing */
     int64_t deferred_until;
     int ping_timer;             /* every links.probe_timeout / 3; remade when a reload changes it */
+    int ack_timer;              /* one-shot: sends the acks held back (S_ACK_DELAY_MS), 0: none */
     uint32_t unhandshaken[256]; /* fds accepted, no handshake yet */
     size_t unhandshaken_count;
     /* links.c */
@@ -263,6 +278,12 @@ typedef struct {
     uint64_t beacon_tag;
     int64_t beacon_next;
     uint64_t beacon_sent, beacon_heard, beacon_ignored;
+    /* zpoll.c: the ZeroMQ sockets the loop watches */
+    node_zsock_t **zsocks;
+    size_t zsock_count, zsock_cap;
+    uint64_t zsock_changes; /* bumped when one comes or goes */
+    bool zsock_settling;
+    int zsock_kick; /* one-shot zloop timer id for dirty sockets, 0: none */
 } node_t;
 
 /* protobuf-c's string fields are `char *`, but outgoing messages are only
@@ -295,7 +316,18 @@ int node_transmit_env(node_t *self, node_peer_t *p, node_env_t *env);
  * frame is sent as it is, no copy. */
 void node_encode(node_env_t *env, zmq_msg_t *out);
 node_peer_t *node_peer_by_name(node_t *self, const char *name);
+/* zpoll.c: the loop watches sock (through its ZMQ_FD) and calls fn(loop,
+ * item, arg) when it is ready for events; node_add_socket is for input,
+ * with the node as arg. The node calls node_touched after it sent on a
+ * watched socket outside that socket's own handler (the send may have
+ * taken the wakeup with it); node_zsocks_sweep asks every socket (each
+ * tick). */
 int node_add_socket(node_t *self, void *sock, zloop_fn *fn);
+int node_watch_socket(node_t *self, void *sock, short events, zloop_fn *fn, void *arg);
+void node_unwatch_socket(node_t *self, void *sock);
+void node_touched(node_t *self, void *sock);
+int node_zsocks_sweep(node_t *self);
+void node_zsocks_free(node_t *self);
 void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_rung_t path,
                           node_peer_t *via);
 void node_emit_data(void *arg, uint64_t stream, uint64_t seq, const uint8_t *body, size_t len);

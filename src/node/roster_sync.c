@@ -619,6 +619,7 @@ int roster_sync_cmd(node_t *self, zmsg_t *cmd)
     snprintf(c, sizeof c, "%d", code);
     snprintf(serial, sizeof serial, "%" PRIu64, res.serial);
     zsock_send(self->pipe, "ssss", c, res.error, res.reason, serial);
+    node_touched(self, zsock_resolve(self->pipe));
     free(source);
     zframe_destroy(&roster);
     zframe_destroy(&sig);
