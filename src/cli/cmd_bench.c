@@ -375,6 +375,13 @@ static int s_bench(int argc, char **argv)
                 s_progress(r, impl, round, (int)rounds);
             }
     }
+    /* a socket found ready with no wakeup for it (src/node/zpoll.c) */
+    uint64_t missed = cohort_bench_missed_wakeups(bench);
+    if (missed)
+        fprintf(stderr,
+                "cohort nodes: %llu sockets found ready at a tick with no wakeup on the way "
+                "(a missed wakeup, or a message that came during the check)\n",
+                (unsigned long long)missed);
     cohort_bench_destroy(&bench);
     if (json)
         s_json(runs, n, (int)rounds, quick, &o);

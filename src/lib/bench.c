@@ -61,7 +61,9 @@ struct cohort_bench {
     cohort_bench_opts_t opts;
     int fixture;
     cohort_benchkit_t *kit;
-    uint32_t tag; /* number of the current sample */
+    int kit_nodes;
+    uint64_t missed_wakeups; /* of the clusters already stopped */
+    uint32_t tag;            /* number of the current sample */
 };
 
 #define S_TP(n, t, k, sz)                                                                          \
@@ -129,6 +131,29 @@ cohort_bench_t *cohort_bench_new(const cohort_bench_opts_t *opts)
     return self;
 }
 
+static uint64_t s_kit_missed(cohort_bench_t *self)
+{
+    uint64_t sum = 0;
+    for (int i = 0; self->kit && i < self->kit_nodes; i++) {
+        cohort_benchkit_counters_t c;
+        if (cohort_benchkit_counters(self->kit, i, &c) == 0)
+            sum += c.missed_wakeups;
+    }
+    return sum;
+}
+
+uint64_t cohort_bench_missed_wakeups(cohort_bench_t *self)
+{
+    return self->missed_wakeups + s_kit_missed(self);
+}
+
+static void s_kit_stop(cohort_bench_t *self)
+{
+    self->missed_wakeups += s_kit_missed(self);
+    cohort_benchkit_destroy(&self->kit);
+    self->kit_nodes = 0;
+}
+
 void cohort_bench_destroy(cohort_bench_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -192,7 +217,7 @@ static int s_fixture(cohort_bench_t *self, int want, cohort_err_t *err)
 {
     if (self->fixture == want)
         return 0;
-    cohort_benchkit_destroy(&self->kit);
+    s_kit_stop(self);
     self->fixture = S_FIX_NONE;
     static const cohort_benchkit_member_t pair[] = {{.name = "a"}, {.name = "b"}};
     static const cohort_benchkit_member_t relay[] = {
@@ -211,6 +236,7 @@ static int s_fixture(cohort_bench_t *self, int want, cohort_err_t *err)
                                         : want == S_FIX_RELAY ? relay
                                                               : pubsub;
     int count = want == S_FIX_PAIR ? 2 : want == S_FIX_RELAY ? 3 : 5;
+    self->kit_nodes = count;
     if (cohort_benchkit_open(m, count, &self->kit, err) < 0 ||
         cohort_benchkit_wait_up(self->kit, S_SETUP_MS, err) < 0)
         goto fail;
@@ -241,7 +267,7 @@ static int s_fixture(cohort_bench_t *self, int want, cohort_err_t *err)
     self->fixture = want;
     return 0;
 fail:
-    cohort_benchkit_destroy(&self->kit);
+    s_kit_stop(self);
     return -1;
 }
 

@@ -279,6 +279,7 @@ int cohort_benchkit_counters(cohort_benchkit_t *self, int i, cohort_benchkit_cou
         out->resent = st->counters->resent;
         out->messages_in = st->counters->messages_in;
         out->messages_out = st->counters->messages_out;
+        out->missed_wakeups = st->counters->missed_wakeups;
     }
     if (st && st->links) {
         out->relay_frames = st->links->relay_frames;

@@ -74,9 +74,15 @@ static int s_settle(node_t *self)
                 continue;
             zmq_pollitem_t item = {z->sock, 0, z->events, ready};
             uint64_t changes = self->zsock_changes;
+            void *sock = z->sock;
             rc = z->fn(self->loop, &item, z->arg);
-            if (self->zsock_changes != changes)
-                break;       /* the set changed under us (z may be gone): rescan */
+            if (self->zsock_changes != changes) {
+                /* the set changed under us (z may be gone): rescan */
+                node_zsock_t *still = s_find(self, sock, NULL);
+                if (still)
+                    still->dirty = true;
+                break;
+            }
             z->dirty = true; /* it was used: ask again */
         }
         if (!any)
