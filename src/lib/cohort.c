@@ -612,14 +612,21 @@ cohort_status_t cohort_request_async(cohort_t *self, const char *service, cohort
 {
     assert(self && service && msg_p && *msg_p);
     uint64_t id = ++self->next_request_id;
-    zframe_t *frame = s_encode(*msg_p, COHORT_MSG_REQUEST);
+    s_wire_t w;
+    s_wire(&w, *msg_p, COHORT_MSG_REQUEST);
+    size_t len = cohort__wire__message__get_packed_size(&w.m);
+    /* one binary frame, no answer (node.h CALL): the outcome is a delivery */
+    zmq_msg_t out;
+    uint8_t *body = NULL;
+    s_send_cmd(&out, COHORT_NODE_CMD_CALL, id, (uint32_t)(timeout_ms > 0 ? timeout_ms : 5000), 0,
+               service, len, &body);
+    cohort__wire__message__pack(&w.m, body);
+    free(w.spill);
     cohort_msg_destroy(msg_p);
-    char id_text[32], timeout_text[32];
-    snprintf(id_text, sizeof id_text, "%llu", (unsigned long long)id);
-    snprintf(timeout_text, sizeof timeout_text, "%d", timeout_ms > 0 ? timeout_ms : 5000);
-    /* the node's answer would always be OK: the outcome is a delivery */
-    zsock_send(self->actor, "sssfs", "CALLNA", id_text, service, frame, timeout_text);
-    zframe_destroy(&frame);
+    if (zmq_msg_send(&out, zsock_resolve(self->actor), 0) < 0) {
+        zmq_msg_close(&out);
+        return COHORT_ERROR;
+    }
     if (request_id)
         *request_id = id;
     return COHORT_OK;

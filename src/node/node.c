@@ -1352,6 +1352,8 @@ static void s_release_frame(void *holder)
 
 /* The binary send commands (node.h). The front is this process: a header
  * that does not parse is a programmer error. */
+static void s_call(node_t *self, uint64_t id, const char *service, node_msg_t *msg, long timeout);
+
 static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
 {
     const uint8_t *d = zmq_msg_data(frame);
@@ -1368,6 +1370,13 @@ static void s_cmd_send_bin(node_t *self, zmq_msg_t *frame)
     assert(nul);
     const uint8_t *body = nul + 1;
     size_t len = n - (size_t)(body - d);
+    if (op == COHORT_NODE_CMD_CALL) {
+        node_msg_t *msg = cohort__wire__message__unpack(NULL, len, body);
+        s_call(self, epoch, node, msg, (long)ret_msgs);
+        if (msg)
+            cohort__wire__message__free_unpacked(msg, NULL);
+        return;
+    }
     if (op == COHORT_NODE_CMD_PUBLISH) {
         unsigned recipients = 0;
         const char *why = "";
@@ -1553,34 +1562,27 @@ static int s_cmd_interest(node_t *self, const char *verb, zmsg_t *cmd)
     return 0;
 }
 
-/* CALL answers at once (always OK: the outcome is a delivery); CALLNA,
- * the same, does not answer at all, so the front need not wait. */
-static int s_cmd_call(node_t *self, zmsg_t *cmd, bool answer)
+/* The front's request id of service with msg (NULL: did not decode):
+ * sent to a provider and remembered until its reply or timeout_ms, or
+ * failed at once with a delivery saying why. */
+static void s_call(node_t *self, uint64_t id, const char *service, node_msg_t *msg, long timeout)
 {
-    char *id_text = zmsg_popstr(cmd), *service = zmsg_popstr(cmd);
-    zframe_t *frame = zmsg_pop(cmd);
-    char *timeout_text = zmsg_popstr(cmd);
-    node_msg_t *msg = s_frame_msg(frame);
-    uint64_t id = id_text ? strtoull(id_text, NULL, 10) : 0;
-    long timeout = timeout_text ? strtol(timeout_text, NULL, 10) : 0;
-    if (answer)
-        s_reply(self, COHORT__API__CODE__OK, ""); /* accepted; the outcome is a delivery */
     if (!msg || !service || !cohort_subject_valid(service)) {
         s_fail_call(self, id, service ? service : "", COHORT__API__CODE__INVALID,
                     "service name must be dot-separated tokens without wildcards");
-        goto out;
+        return;
     }
     node_peer_t *p = NULL;
     bool local = false;
     if (!s_pick_provider(self, service, &p, &local)) {
         s_fail_call(self, id, service, COHORT__API__CODE__NO_RESPONDERS,
                     "no node serves this service");
-        goto out;
+        return;
     }
     uint64_t wire_id = ++self->next_wire_id;
     char *own_subject = msg->subject; /* protobuf-c's; put back before freeing */
     msg->kind = COHORT__WIRE__MESSAGE__KIND__REQUEST;
-    msg->subject = service;
+    msg->subject = (char *)(uintptr_t)service; /* only read by the encoder */
     msg->request_id = wire_id;
     int code = COHORT__API__CODE__OK;
     if (local)
@@ -1592,7 +1594,7 @@ static int s_cmd_call(node_t *self, zmsg_t *cmd, bool answer)
         s_fail_call(self, id, service, code,
                     code == COHORT__API__CODE__QUEUE_FULL ? "send queue is full"
                                                           : "request too large");
-        goto out;
+        return;
     }
     self->pending =
         cohort_realloc(self->pending, (self->pending_count + 1) * sizeof *self->pending);
@@ -1602,7 +1604,20 @@ static int s_cmd_call(node_t *self, zmsg_t *cmd, bool answer)
     pend->service = cohort_strdup(service);
     pend->node = local ? NULL : cohort_strdup(p->name);
     pend->deadline = node_now() + (timeout > 0 ? timeout : 5000);
-out:
+}
+
+/* CALL answers at once (always OK: the outcome is a delivery); CALLNA,
+ * the same, does not answer at all, so the front need not wait. */
+static int s_cmd_call(node_t *self, zmsg_t *cmd, bool answer)
+{
+    char *id_text = zmsg_popstr(cmd), *service = zmsg_popstr(cmd);
+    zframe_t *frame = zmsg_pop(cmd);
+    char *timeout_text = zmsg_popstr(cmd);
+    node_msg_t *msg = s_frame_msg(frame);
+    if (answer)
+        s_reply(self, COHORT__API__CODE__OK, ""); /* accepted; the outcome is a delivery */
+    s_call(self, id_text ? strtoull(id_text, NULL, 10) : 0, service, msg,
+           timeout_text ? strtol(timeout_text, NULL, 10) : 0);
     if (msg)
         cohort__wire__message__free_unpacked(msg, NULL);
     zframe_destroy(&frame);
@@ -1878,7 +1893,7 @@ static int s_on_pipe(zloop_t *loop, zmq_pollitem_t *item, void *arg)
         size_t n = zmq_msg_size(&first);
         bool more = zmq_msg_more(&first);
         if (!more && n > COHORT_NODE_CMD_HEAD && d[0] >= COHORT_NODE_CMD_SEND &&
-            d[0] <= COHORT_NODE_CMD_PUBLISH) {
+            d[0] <= COHORT_NODE_CMD_CALL) {
             self->batching = true;
             s_cmd_send_bin(self, &first);
             zmq_msg_close(&first);

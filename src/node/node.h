@@ -51,6 +51,9 @@
  *           without waiting for the recipient count. Publishing is at most
  *           once: a subscriber whose send window is full misses it
  *           (counted as queue_full), as with PUB.
+ *   CALL    CALLNA in one frame: the epoch field holds the front's request
+ *           id, the message count the timeout in ms, the node name the
+ *           service; no reply (the outcome is a delivery).
  * Credit is revoked whenever the limits behind it may have changed (a
  * reload, a member removed): the actor frees every reservation and raises
  * *credit_epoch, which the front reads before spending credit. A message
@@ -73,6 +76,7 @@ enum {
     COHORT_NODE_CMD_SEND_CREDIT = 2,
     COHORT_NODE_CMD_RELEASE = 3,
     COHORT_NODE_CMD_PUBLISH = 4,
+    COHORT_NODE_CMD_CALL = 5,
 };
 #define COHORT_NODE_CMD_HEAD 21
 
