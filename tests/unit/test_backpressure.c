@@ -162,6 +162,85 @@ static void test_a_slow_reader_defers_messages_and_loses_none(void **state)
     cluster_destroy(&c);
 }
 
+/* A node's own messages share the session window with its application's:
+ * interest (which services a node serves) that finds the window full is
+ * not lost but sent once there is room. */
+static void test_interest_that_found_the_window_full_is_sent_later(void **state)
+{
+    (void)state;
+    const cluster_member_t members[] = {
+        {.name = "alpha",
+         .run = true,
+         .config = "limits:\n  receive_queue: 16\n  peer_receive_queue: 16\n"},
+        {.name = "beta", .run = true, .config = "limits:\n  send_queue: 64\n"},
+    };
+    cluster_t *c = cluster_new(members, 2);
+    cluster_wait_up(c, 10000);
+    s_wait_direct(c->nodes[0], "beta");
+    /* beta sends until its window (64 messages) is full: unacknowledged
+     * ones in flight and, as alpha's application reads nothing, ones alpha
+     * stopped taking */
+    int sent = 0;
+    cohort_status_t st = COHORT_OK;
+    for (int64_t end = zclock_mono() + test_ms(20000); st == COHORT_OK && zclock_mono() < end;) {
+        char text[32];
+        int n = snprintf(text, sizeof text, "%d", sent + 1);
+        cohort_msg_t *m = cohort_msg_new("seq", text, (size_t)n);
+        st = cohort_send(c->nodes[1], "alpha", &m, 0);
+        if (st == COHORT_OK)
+            sent++;
+    }
+    assert_int_equal(st, COHORT_QUEUE_FULL);
+    /* beta's interest in "late.svc" does not fit the window now */
+    Cohort__Api__Counters *k = s_counters(c->nodes[1]);
+    uint64_t full = k->queue_full;
+    cohort__api__counters__free_unpacked(k, NULL);
+    assert_int_equal(cohort_serve(c->nodes[1], "late.svc"), COHORT_OK);
+    k = s_counters(c->nodes[1]);
+    assert_true(k->queue_full > full); /* the interest was refused */
+    cohort__api__counters__free_unpacked(k, NULL);
+    /* alpha reads everything: the window empties */
+    for (int next = 1; next <= sent;) {
+        cohort_msg_t *m = cluster_next(c, 0, test_ms(15000));
+        if (!m)
+            fail_msg("message %d of %d never arrived", next, sent);
+        if (cohort_msg_kind(m) == COHORT_MSG_UNICAST)
+            next++;
+        cohort_msg_destroy(&m);
+    }
+    /* and alpha learns of the service: a request is answered */
+    cohort_status_t answered = COHORT_NO_RESPONDERS;
+    for (int64_t end = zclock_mono() + test_ms(5000);
+         answered != COHORT_OK && zclock_mono() < end;) {
+        cohort_msg_t *req = cohort_msg_new("", "hi", 2);
+        uint64_t id = 0;
+        assert_int_equal(cohort_request_async(c->nodes[0], "late.svc", &req, 2000, &id), COHORT_OK);
+        cohort_msg_t *in = cluster_next(c, 1, 200);
+        while (in && cohort_msg_kind(in) != COHORT_MSG_REQUEST) {
+            cohort_msg_destroy(&in);
+            in = cluster_next(c, 1, 200);
+        }
+        if (in) {
+            cohort_msg_t *ans = cohort_msg_new("", "ok", 2);
+            assert_int_equal(cohort_reply(c->nodes[1], in, &ans), COHORT_OK);
+            cohort_msg_destroy(&in);
+        }
+        cohort_msg_t *r = cluster_next(c, 0, 3000);
+        while (r && !(cohort_msg_kind(r) == COHORT_MSG_REPLY && cohort_msg_request_id(r) == id)) {
+            cohort_msg_destroy(&r);
+            r = cluster_next(c, 0, 3000);
+        }
+        assert_non_null(r);
+        answered = cohort_msg_status(r);
+        cohort_msg_destroy(&r);
+        if (answered != COHORT_OK)
+            zclock_sleep(50);
+    }
+    assert_int_equal(answered, COHORT_OK);
+    print_message("%d sends filled beta's window; the interest went later\n", sent);
+    cluster_destroy(&c);
+}
+
 /* The same bound in bytes: 16 KiB messages to an application that does
  * not read stop at limits.receive_bytes (64 KiB here), far below
  * receive_queue, and all arrive once it reads. */
@@ -790,6 +869,7 @@ int main(void)
     cluster_log_from_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_slow_reader_defers_messages_and_loses_none),
+        cmocka_unit_test(test_interest_that_found_the_window_full_is_sent_later),
         cmocka_unit_test(test_unread_bytes_are_bounded_too),
         cmocka_unit_test(test_batches_fit_a_small_max_message_size),
         cmocka_unit_test(test_a_flooding_peer_is_throttled_and_a_quiet_peer_keeps_flowing),
