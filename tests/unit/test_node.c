@@ -697,15 +697,18 @@ static void test_requests_and_replies_carry_each_others_acks(void **state)
      * held-back acks are not waited for). */
     int64_t took = zclock_mono() - t0;
     print_message("%d request/reply round trips in %lld ms\n", N, (long long)took);
-    assert_true(took < N * 25);
+    assert_true(took < test_ms(N * 25));
     Cohort__Api__Peer a1 = s_peer_of(f, ALPHA, "beta"), b1 = s_peer_of(f, BETA, "alpha");
     uint64_t a_frames = a1.msgs_out - a0.msgs_out, b_frames = b1.msgs_out - b0.msgs_out;
-    print_message("%d requests: %llu frames alpha->beta, %llu beta->alpha\n", N,
-                  (unsigned long long)a_frames, (unsigned long long)b_frames);
+    /* a slow machine (valgrind) may resend some: those are frames too */
+    uint64_t resent = s_counters(f).resent - resent0;
+    print_message("%d requests: %llu frames alpha->beta (%llu resent), %llu beta->alpha\n", N,
+                  (unsigned long long)a_frames, (unsigned long long)resent,
+                  (unsigned long long)b_frames);
     /* one frame a message, and a few probes: an ack frame for each would
      * make it 2N */
-    assert_true(a_frames >= N && a_frames < N + N / 4);
-    assert_true(b_frames >= N && b_frames < N + N / 4);
+    assert_true(a_frames >= N && a_frames - resent < N + N / 4);
+    assert_true(b_frames >= N && b_frames < N + N / 4 + resent);
     /* the last reply's ack has nothing to ride on: it leaves on its own */
     int64_t end = zclock_mono() + 1000;
     while ((s_peer_of(f, ALPHA, "beta").unacked || s_peer_of(f, BETA, "alpha").unacked) &&
@@ -713,7 +716,6 @@ static void test_requests_and_replies_carry_each_others_acks(void **state)
         zclock_sleep(5);
     assert_int_equal(s_peer_of(f, ALPHA, "beta").unacked, 0);
     assert_int_equal(s_peer_of(f, BETA, "alpha").unacked, 0);
-    assert_int_equal(s_counters(f).resent, resent0);
     assert_int_equal(cohort_unserve(f->nodes[BETA], "acked"), COHORT_OK);
 }
 
