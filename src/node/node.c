@@ -321,8 +321,9 @@ static void s_send_interest_to(node_t *self, node_peer_t *p)
     in.patterns = self->patterns;
     msg.kind = COHORT__WIRE__MESSAGE__KIND__INTEREST;
     msg.interest = &in;
-    /* a full window: the tick tries again (interest is never lost) */
-    p->interest_owed = s_send_msg(self, p, &msg) != COHORT__API__CODE__OK;
+    /* a full window: the tick tries again once there is room (interest is
+     * never lost) */
+    p->interest_owed = s_send_msg(self, p, &msg) == COHORT__API__CODE__QUEUE_FULL;
 }
 
 static void s_interest_changed(node_t *self)
@@ -1253,7 +1254,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     members_tick(self);
     s_flush_acks_when(self, self->terminating); /* leaving: nothing waits */
     for (size_t i = 0; i < self->peer_count; i++)
-        if (self->peers[i].interest_owed)
+        if (self->peers[i].interest_owed && cohort_session_room(self->peers[i].session, NULL))
             s_send_interest_to(self, &self->peers[i]);
     s_deferred_answer(self, now >= self->deferred_until);
     if (node_zsocks_sweep(self) < 0)

@@ -188,8 +188,12 @@ $(cat metrics)"
 }
 
 values_describe_the_cluster() {
-    # Peers are up before SWIM has heard from every member: wait for that.
+    # Wait for the cluster to settle: SWIM has heard from every member, both
+    # links are up (hello or ping) and on the direct rung. Under load these
+    # come in any order, and one scrape is one moment.
     wait_sample alpha 'cohort_members{state="alive"}' 'v == 3' 10
+    wait_sample alpha 'cohort_peers{state="up"}' 'v == 2' 10
+    wait_sample alpha 'cohort_links{rung="direct"}' 'v == 2' 10
     scrape alpha >metrics
     local v
     v() { awk -v s="$1" '$1 == s { print $2 }' metrics; }
