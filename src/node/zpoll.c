@@ -26,7 +26,6 @@ struct node_zsock {
     void *sock;
     zloop_fn *fn;
     void *arg;
-    node_t *node;
     int fd;
     short events; /* ZMQ_POLLIN and/or ZMQ_POLLOUT */
     bool dirty;   /* used since its state was read: ask again */
@@ -107,13 +106,20 @@ static int s_on_kick(zloop_t *loop, int timer_id, void *arg)
     return s_settle(self);
 }
 
+/* A descriptor fired. Found by descriptor, not by a pointer given to
+ * zloop: zloop still calls a poller that a timer ended earlier in the same
+ * turn (its copy of the poll set is rebuilt only after the turn), and that
+ * socket's entry is gone by then. */
 static int s_on_fd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
-    (void)item;
-    node_zsock_t *z = arg;
-    z->dirty = true;
-    return s_settle(z->node);
+    node_t *self = arg;
+    for (size_t i = 0; i < self->zsock_count; i++)
+        if (self->zsocks[i]->fd == item->fd) {
+            self->zsocks[i]->dirty = true;
+            return s_settle(self);
+        }
+    return 0;
 }
 
 int node_watch_socket(node_t *self, void *sock, short events, zloop_fn *fn, void *arg)
@@ -130,10 +136,9 @@ int node_watch_socket(node_t *self, void *sock, short events, zloop_fn *fn, void
         self->zsocks = cohort_realloc(self->zsocks, self->zsock_cap * sizeof *self->zsocks);
     }
     node_zsock_t *z = cohort_malloc(sizeof *z);
-    *z = (node_zsock_t){
-        .sock = sock, .fn = fn, .arg = arg, .node = self, .fd = fd, .events = events};
+    *z = (node_zsock_t){.sock = sock, .fn = fn, .arg = arg, .fd = fd, .events = events};
     zmq_pollitem_t item = {NULL, fd, ZMQ_POLLIN, 0};
-    if (zloop_poller(self->loop, &item, s_on_fd, z) != 0) {
+    if (zloop_poller(self->loop, &item, s_on_fd, self) != 0) {
         free(z);
         return -1;
     }
