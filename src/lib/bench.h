@@ -100,8 +100,8 @@ const cohort_bench_case_t *cohort_bench_find(const char *name);
 /* A bench with no cluster yet. Never NULL. Caller owns; destroy. Used by
  * one thread at a time; it starts and joins its own threads per sample. */
 cohort_bench_t *cohort_bench_new(const cohort_bench_opts_t *opts);
-/* Missed wakeups (src/node/zpoll.c) the nodes of every cluster it ran
- * counted so far: should be 0. */
+/* missed_wakeups (proto/api.proto, src/node/zpoll.c) of the nodes of
+ * every cluster it ran so far. */
 uint64_t cohort_bench_missed_wakeups(cohort_bench_t *self);
 /* Stops any cluster it runs. NULL is fine; sets *self_p to NULL. */
 void cohort_bench_destroy(cohort_bench_t **self_p);

@@ -178,9 +178,9 @@ typedef struct node_peer {
     /* Data waiting for the end of this round of front commands (node.c) */
     node_batched_t *batch; /* S_BATCH_MAX slots, made on first use */
     size_t batch_count, batch_bytes;
-    node_rxq_t rxq; /* inbox.c */
-    /* owed since our last ack to it (delayed acks, node.c) */
+    node_rxq_t rxq;     /* inbox.c */
     bool interest_owed; /* our interest did not fit its window: the tick resends */
+    /* owed since our last ack to it (delayed acks, node.c) */
     uint32_t ack_owed_msgs;
     size_t ack_owed_bytes;
     bool ack_urgent;
