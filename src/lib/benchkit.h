@@ -63,7 +63,7 @@ int cohort_benchkit_wait_link(cohort_benchkit_t *self, int i, const char *peer, 
 /* A node's counters as it reports them (cohort_info "status"). */
 typedef struct cohort_benchkit_counters {
     uint64_t queue_full, delivery_dropped, resent, messages_in, messages_out;
-    uint64_t missed_wakeups;              /* src/node/zpoll.c: should stay 0 */
+    uint64_t missed_wakeups;              /* src/node/zpoll.c */
     uint64_t relay_frames, relay_dropped; /* frames relayed for others, refused */
 } cohort_benchkit_counters_t;
 
