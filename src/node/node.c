@@ -432,11 +432,6 @@ static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg);
 static void s_fail_call(node_t *self, uint64_t id, const char *service, int code, const char *why);
 static void s_pending_remove(node_t *self, size_t i);
 
-static void s_poller_end(node_t *self, void *sock)
-{
-    node_unwatch_socket(self, sock);
-}
-
 /* Relay quotas are indexed by place in peers and sized by peer_count when
  * made: when peers come or go they start over (a fresh one-second window). */
 static void s_quota_reset(node_t *self)
@@ -461,8 +456,8 @@ static void s_dealer_start(node_t *self, node_peer_t *p)
 
 static void s_dealer_stop(node_t *self, node_peer_t *p)
 {
-    s_poller_end(self, p->dealer);
-    s_poller_end(self, p->monitor);
+    node_unwatch_socket(self, p->dealer);
+    node_unwatch_socket(self, p->monitor);
     if (p->dealer) {
         zmq_socket_monitor(p->dealer, NULL, 0);
         zmq_close(p->dealer);
@@ -563,8 +558,8 @@ void node_peer_remove(node_t *self, node_peer_t *p, const char *why)
     s_deferred_answer(self, true); /* before peers move; its credit goes next */
     s_credit_revoke(self);
     s_dealer_stop(self, p);
-    s_poller_end(self, p->punch);
-    s_poller_end(self, p->punch_mon);
+    node_unwatch_socket(self, p->punch);
+    node_unwatch_socket(self, p->punch_mon);
     s_peer_fini(p);
     for (size_t i = 0; i < self->peer_count; i++) {
         node_peer_t *q = &self->peers[i];
@@ -1607,27 +1602,6 @@ static void s_call(node_t *self, uint64_t id, const char *service, node_msg_t *m
     pend->deadline = node_now() + (timeout > 0 ? timeout : 5000);
 }
 
-/* CALL answers at once (always OK: the outcome is a delivery); CALLNA,
- * the same, does not answer at all, so the front need not wait. */
-static int s_cmd_call(node_t *self, zmsg_t *cmd, bool answer)
-{
-    char *id_text = zmsg_popstr(cmd), *service = zmsg_popstr(cmd);
-    zframe_t *frame = zmsg_pop(cmd);
-    char *timeout_text = zmsg_popstr(cmd);
-    node_msg_t *msg = s_frame_msg(frame);
-    if (answer)
-        s_reply(self, COHORT__API__CODE__OK, ""); /* accepted; the outcome is a delivery */
-    s_call(self, id_text ? strtoull(id_text, NULL, 10) : 0, service, msg,
-           timeout_text ? strtol(timeout_text, NULL, 10) : 0);
-    if (msg)
-        cohort__wire__message__free_unpacked(msg, NULL);
-    zframe_destroy(&frame);
-    free(id_text);
-    free(service);
-    free(timeout_text);
-    return 0;
-}
-
 static int s_cmd_reply(node_t *self, zmsg_t *cmd)
 {
     char *node = zmsg_popstr(cmd), *rid = zmsg_popstr(cmd);
@@ -1842,8 +1816,6 @@ static int s_dispatch(node_t *self, char *verb, zmsg_t *cmd)
     } else if (!strcmp(verb, "SUB") || !strcmp(verb, "UNSUB") || !strcmp(verb, "SERVE") ||
                !strcmp(verb, "UNSERVE")) {
         rc = s_cmd_interest(self, verb, cmd);
-    } else if (!strcmp(verb, "CALL") || !strcmp(verb, "CALLNA")) {
-        rc = s_cmd_call(self, cmd, !strcmp(verb, "CALL"));
     } else if (!strcmp(verb, "REPLY")) {
         rc = s_cmd_reply(self, cmd);
     } else if (!strcmp(verb, "STATUS")) {

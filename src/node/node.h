@@ -17,12 +17,10 @@
  *
  * Pipe protocol (front -> actor; every command gets one reply message whose
  * first frame is the decimal status code (cohort.api.Code) and second frame an
- * error text, except CALLNA and the binary SEND commands below):
+ * error text, except the binary commands below):
  *   PUB msg          SUB pattern    UNSUB pattern
- *   SERVE service            UNSERVE service  CALL id service msg timeout_ms
+ *   SERVE service            UNSERVE service
  *   REPLY node request_id msg                 STATUS         PEERS
- *   CALLNA id service msg timeout_ms  (CALL without the reply, which would
- *          always be OK: the outcome is a delivery)
  *   INBOX  (reply frame 3: the inbox endpoint to connect a PAIR to)
  *   ROSTER source roster signature   (source "push" or "file"; reply frames
  *          3 and 4: the refusal reason code, "" when applied, and the serial
@@ -51,9 +49,9 @@
  *           without waiting for the recipient count. Publishing is at most
  *           once: a subscriber whose send window is full misses it
  *           (counted as queue_full), as with PUB.
- *   CALL    CALLNA in one frame: the epoch field holds the front's request
- *           id, the message count the timeout in ms, the node name the
- *           service; no reply (the outcome is a delivery).
+ *   CALL    a request: the epoch field holds the front's request id, the
+ *           message count the timeout in ms, the node name the service; no
+ *           reply (the outcome is a delivery: the reply, or a failure).
  * Credit is revoked whenever the limits behind it may have changed (a
  * reload, a member removed): the actor frees every reservation and raises
  * *credit_epoch, which the front reads before spending credit. A message
