@@ -5,6 +5,13 @@
  * are read from the actor's inbox PAIR. Requests made with cohort_request()
  * park unrelated deliveries in a local queue so cohort_recv() still sees
  * them, in order.
+ *
+ * A call that would wait for the node runs it instead (node.h, baton.c):
+ * cohort_request and cohort_recv with a timeout run the node's loop in the
+ * caller's thread until something reaches the inbox, a command's answer
+ * the same, and a command without an answer is run at once when nobody
+ * runs the node. The caller's thread then does what the actor's did, and
+ * a reply wakes the caller directly.
  */
 #include "cohort.h"
 #include "config/config.h"
@@ -36,6 +43,7 @@ typedef struct {
 
 struct cohort {
     zactor_t *actor;
+    cohort_node_baton_t *baton;
     zsock_t *inbox;
     zlist_t *parked; /* cohort_msg_t * received while waiting for a reply */
     uint64_t next_request_id;
@@ -44,6 +52,7 @@ struct cohort {
     uint64_t credit_epoch;        /* the epoch the credit above was granted in */
     _Atomic uint64_t epoch_seen;  /* written by the actor (node.h) */
     _Atomic uint64_t inbox_bytes; /* unread deliveries (node.h) */
+    _Atomic int64_t inbox_count;  /* unread messages (node.h) */
     int rcvtimeo;                 /* the inbox's receive timeout now */
     cohort_arena_t arena;         /* what s_decode unpacks, reset after each */
     size_t max_message_size;      /* the node's, at start (node.h) */
@@ -339,6 +348,9 @@ int cohort_open(const char *config_path, cohort_t **out, char *err, size_t errle
     cohort_t *self = cohort_calloc(1, sizeof *self);
     args.credit_epoch = &self->epoch_seen;
     args.inbox_bytes = &self->inbox_bytes;
+    args.inbox_count = &self->inbox_count;
+    self->baton = cohort_node_baton_new();
+    args.baton = self->baton;
     /* The inbox is connected before the node starts (inproc lets a connect
      * wait for its bind): events of its first moments, such as the first
      * member.up, would otherwise be dropped before anyone listens. */
@@ -356,6 +368,7 @@ int cohort_open(const char *config_path, cohort_t **out, char *err, size_t errle
         if (err && errlen)
             snprintf(err, errlen, "%s", args.error[0] ? args.error : "cannot start the node");
         zactor_destroy(&actor);
+        cohort_node_baton_destroy(&self->baton);
         zsock_destroy(&self->inbox);
         cohort_arena_fini(&self->arena);
         free(self);
@@ -373,7 +386,9 @@ void cohort_close(cohort_t **self_p)
     if (!self_p || !*self_p)
         return;
     cohort_t *self = *self_p;
+    cohort_node_hand_back(self->baton);
     zactor_destroy(&self->actor);
+    cohort_node_baton_destroy(&self->baton);
     zsock_destroy(&self->inbox);
     cohort_msg_t *msg;
     while ((msg = zlist_pop(self->parked)))
@@ -384,10 +399,20 @@ void cohort_close(cohort_t **self_p)
     *self_p = NULL;
 }
 
+/* Before reading a command's answer: runs the node until it answered,
+ * unless the actor runs it (then the read waits for the actor). */
+static void s_await_answer(cohort_t *self)
+{
+    while (!(zsock_events(self->actor) & ZMQ_POLLIN))
+        if (cohort_node_lead(self->baton, self->actor, -1, false) != COHORT_NODE_LEAD_NEWS)
+            return;
+}
+
 /* Reads the actor's reply: status code and error text. */
 static cohort_status_t s_result(cohort_t *self, char *error, size_t errlen)
 {
     char *code = NULL, *text = NULL;
+    s_await_answer(self);
     if (zsock_recv(self->actor, "ss", &code, &text) != 0)
         return COHORT_ERROR;
     cohort_status_t st = code ? (cohort_status_t)atoi(code) : COHORT_ERROR;
@@ -413,6 +438,22 @@ static void s_send_cmd(zmq_msg_t *out, uint8_t op, uint64_t epoch, uint32_t msgs
     memcpy(d + COHORT_NODE_CMD_HEAD, node, name_len);
     if (body)
         *body = d + COHORT_NODE_CMD_HEAD + name_len;
+}
+
+/* Hands a binary command to the node: run here if nobody runs the node
+ * (no pipe, no wakeup), else queued on the pipe. */
+static cohort_status_t s_command(cohort_t *self, zmq_msg_t *cmd)
+{
+    if (cohort_node_take(self->baton, self->actor, false) == COHORT_NODE_HELD) {
+        cohort_node_exec(self->baton, cmd);
+        cohort_node_give(self->baton);
+        return COHORT_OK;
+    }
+    if (zmq_msg_send(cmd, zsock_resolve(self->actor), 0) < 0) {
+        zmq_msg_close(cmd);
+        return COHORT_ERROR;
+    }
+    return COHORT_OK;
 }
 
 /* The credit slot for node, or NULL. All credit goes when the node revoked
@@ -485,10 +526,7 @@ static cohort_status_t s_send(cohort_t *self, const char *node, cohort_msg_t **m
         cohort__wire__message__pack(m, body);
         c->msgs--;
         c->bytes -= len;
-        if (zmq_msg_send(&out, actor, 0) < 0) {
-            zmq_msg_close(&out);
-            st = COHORT_ERROR;
-        }
+        st = s_command(self, &out);
         goto out;
     }
     int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
@@ -508,6 +546,7 @@ static cohort_status_t s_send(cohort_t *self, const char *node, cohort_msg_t **m
             break;
         }
         char *code = NULL, *text = NULL, *credit = NULL;
+        s_await_answer(self);
         if (zsock_recv(self->actor, "sss", &code, &text, &credit) != 0) {
             st = COHORT_ERROR;
             break;
@@ -549,10 +588,7 @@ static cohort_status_t s_publish_na(cohort_t *self, cohort_msg_t **msg_p)
         uint8_t *body = NULL;
         s_send_cmd(&out, COHORT_NODE_CMD_PUBLISH, 0, 0, 0, "", len, &body);
         cohort__wire__message__pack(&w.m, body);
-        if (zmq_msg_send(&out, zsock_resolve(self->actor), 0) < 0) {
-            zmq_msg_close(&out);
-            st = COHORT_ERROR;
-        }
+        st = s_command(self, &out);
     }
     free(w.spill);
     cohort_msg_destroy(msg_p);
@@ -569,6 +605,7 @@ cohort_status_t cohort_publish(cohort_t *self, cohort_msg_t **msg_p, unsigned *r
     zsock_send(self->actor, "sf", "PUB", frame);
     zframe_destroy(&frame);
     char *code = NULL, *text = NULL, *count = NULL;
+    s_await_answer(self);
     if (zsock_recv(self->actor, "sss", &code, &text, &count) != 0)
         return COHORT_ERROR;
     cohort_status_t st = code ? (cohort_status_t)atoi(code) : COHORT_ERROR;
@@ -607,8 +644,10 @@ cohort_status_t cohort_unserve(cohort_t *self, const char *service)
     return s_simple(self, "UNSERVE", service);
 }
 
-cohort_status_t cohort_request_async(cohort_t *self, const char *service, cohort_msg_t **msg_p,
-                                     int timeout_ms, uint64_t *request_id)
+/* The request as one binary command, no answer (node.h CALL): the
+ * outcome is a delivery. */
+static void s_call(cohort_t *self, const char *service, cohort_msg_t **msg_p, int timeout_ms,
+                   uint64_t *request_id, zmq_msg_t *out)
 {
     assert(self && service && msg_p && *msg_p);
     uint64_t id = ++self->next_request_id;
@@ -616,20 +655,26 @@ cohort_status_t cohort_request_async(cohort_t *self, const char *service, cohort
     s_wire(&w, *msg_p, COHORT_MSG_REQUEST);
     size_t len = cohort__wire__message__get_packed_size(&w.m);
     /* one binary frame, no answer (node.h CALL): the outcome is a delivery */
-    zmq_msg_t out;
     uint8_t *body = NULL;
-    s_send_cmd(&out, COHORT_NODE_CMD_CALL, id, (uint32_t)(timeout_ms > 0 ? timeout_ms : 5000), 0,
+    s_send_cmd(out, COHORT_NODE_CMD_CALL, id, (uint32_t)(timeout_ms > 0 ? timeout_ms : 5000), 0,
                service, len, &body);
     cohort__wire__message__pack(&w.m, body);
     free(w.spill);
     cohort_msg_destroy(msg_p);
-    if (zmq_msg_send(&out, zsock_resolve(self->actor), 0) < 0) {
-        zmq_msg_close(&out);
-        return COHORT_ERROR;
-    }
-    if (request_id)
+    *request_id = id;
+}
+
+cohort_status_t cohort_request_async(cohort_t *self, const char *service, cohort_msg_t **msg_p,
+                                     int timeout_ms, uint64_t *request_id)
+{
+    assert(self && service && msg_p && *msg_p);
+    uint64_t id = 0;
+    zmq_msg_t out;
+    s_call(self, service, msg_p, timeout_ms, &id, &out);
+    cohort_status_t st = s_command(self, &out);
+    if (st == COHORT_OK && request_id)
         *request_id = id;
-    return COHORT_OK;
+    return st;
 }
 
 static char *s_part_str(zmq_msg_t *part)
@@ -641,6 +686,33 @@ static char *s_part_str(zmq_msg_t *part)
     return text;
 }
 
+/* One inbox message (node.h: 'D' sender NUL msg, or "E" type node reason,
+ * n parts) as a message; NULL for one that does not decode. counted: it
+ * came through the inbox, whose bytes the node counted. */
+static cohort_msg_t *s_parse(cohort_t *self, zmq_msg_t *part, size_t n, bool counted)
+{
+    cohort_msg_t *msg = NULL;
+    const char *type = zmq_msg_data(&part[0]);
+    size_t size = zmq_msg_size(&part[0]);
+    const char *nul = size > 1 ? memchr(type + 1, 0, size - 1) : NULL;
+    bool is_data = n == 1 && size > 1 && type[0] == 'D';
+    if (is_data && counted)
+        atomic_fetch_sub(&self->inbox_bytes, size);
+    if (is_data && nul) {
+        const uint8_t *body = (const uint8_t *)nul + 1;
+        msg = s_decode(&self->arena, type + 1, body, size - (size_t)(body - (const uint8_t *)type));
+    } else if (size == 1 && type[0] == 'E' && n >= 4) {
+        char *ev = s_part_str(&part[1]), *node = s_part_str(&part[2]),
+             *reason = s_part_str(&part[3]);
+        msg = s_msg_alloc(ev, node, reason, NULL, 0);
+        msg->kind = COHORT_MSG_EVENT;
+        free(ev);
+        free(node);
+        free(reason);
+    }
+    return msg;
+}
+
 /* Reads one delivery from the inbox, waiting up to timeout_ms. A delivery
  * that does not decode is skipped, not returned as NULL ("nothing came"):
  * the node re-encodes what a peer sent, and protobuf-c accepts encodings it
@@ -648,13 +720,15 @@ static char *s_part_str(zmq_msg_t *part)
 static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
 {
     void *inbox = zsock_resolve(self->inbox);
-    if (self->rcvtimeo != timeout_ms) {
-        zsock_set_rcvtimeo(self->inbox, timeout_ms);
-        self->rcvtimeo = timeout_ms;
-    }
     for (;;) {
-        /* the parts of one inbox message (node.h: 'D' sender NUL msg, or
-         * "E" type node reason); any beyond four are dropped */
+        /* the node counts what it put there: nothing, no need to ask */
+        if (timeout_ms == 0 && atomic_load(&self->inbox_count) <= 0)
+            return NULL;
+        if (self->rcvtimeo != timeout_ms) {
+            zsock_set_rcvtimeo(self->inbox, timeout_ms);
+            self->rcvtimeo = timeout_ms;
+        }
+        /* the parts of one inbox message; any beyond four are dropped */
         zmq_msg_t part[4];
         size_t n = 0;
         bool more = true;
@@ -673,26 +747,10 @@ static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
         }
         if (n == 0)
             return NULL;
-        cohort_msg_t *msg = NULL;
-        const char *type = zmq_msg_data(&part[0]);
-        size_t size = zmq_msg_size(&part[0]);
-        const char *nul = size > 1 ? memchr(type + 1, 0, size - 1) : NULL;
-        bool is_data = n == 1 && size > 1 && type[0] == 'D';
-        if (is_data)
-            atomic_fetch_sub(&self->inbox_bytes, size);
-        if (is_data && nul) {
-            const uint8_t *body = (const uint8_t *)nul + 1;
-            msg = s_decode(&self->arena, type + 1, body,
-                           size - (size_t)(body - (const uint8_t *)type));
-        } else if (zmq_msg_size(&part[0]) == 1 && type[0] == 'E' && n >= 4) {
-            char *ev = s_part_str(&part[1]), *node = s_part_str(&part[2]),
-                 *reason = s_part_str(&part[3]);
-            msg = s_msg_alloc(ev, node, reason, NULL, 0);
-            msg->kind = COHORT_MSG_EVENT;
-            free(ev);
-            free(node);
-            free(reason);
-        }
+        atomic_fetch_sub(&self->inbox_count, 1);
+        cohort_msg_t *msg = s_parse(self, part, n, true);
+        bool is_data = n == 1 && zmq_msg_size(&part[0]) > 1 &&
+                       ((const char *)zmq_msg_data(&part[0]))[0] == 'D';
         for (size_t i = 0; i < n; i++)
             zmq_msg_close(&part[i]);
         /* no recursion: a peer may have sent any number of undecodable
@@ -702,24 +760,63 @@ static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
     }
 }
 
+/* The next message while this thread holds the node (node.h take): from
+ * the inbox, else running the node until one comes (straight to us when
+ * the inbox is empty) or timeout_ms passed. NULL: nothing yet; *how says
+ * why the run ended (a LEAD code; STOPPED: the node is no longer held). */
+static cohort_msg_t *s_next_held(cohort_t *self, int timeout_ms, int *how)
+{
+    *how = COHORT_NODE_LEAD_NEWS;
+    cohort_msg_t *msg = s_read_inbox(self, 0);
+    if (msg)
+        return msg;
+    zmq_msg_t slot;
+    zmq_msg_init(&slot);
+    *how = cohort_node_run(self->baton, timeout_ms, &slot);
+    if (zmq_msg_size(&slot))
+        msg = s_parse(self, &slot, 1, false);
+    zmq_msg_close(&slot);
+    return msg ? msg : s_read_inbox(self, 0);
+}
+
 cohort_status_t cohort_request(cohort_t *self, const char *service, cohort_msg_t **msg_p,
                                int timeout_ms, cohort_msg_t **reply)
 {
+    assert(self && service && msg_p && *msg_p);
     uint64_t id = 0;
     *reply = NULL;
-    cohort_status_t st = cohort_request_async(self, service, msg_p, timeout_ms, &id);
-    if (st != COHORT_OK)
-        return st;
-    /* The actor always answers: a reply, or NO_RESPONDERS / TIMEOUT. */
+    zmq_msg_t out;
+    s_call(self, service, msg_p, timeout_ms, &id, &out);
+    /* The node always answers: a reply, or NO_RESPONDERS / TIMEOUT. Until
+     * then this thread runs it. */
+    bool held = cohort_node_take(self->baton, self->actor, true) == COHORT_NODE_HELD;
+    if (held) {
+        cohort_node_exec(self->baton, &out);
+    } else if (zmq_msg_send(&out, zsock_resolve(self->actor), 0) < 0) {
+        zmq_msg_close(&out);
+        return COHORT_ERROR;
+    }
     for (;;) {
-        cohort_msg_t *msg = s_read_inbox(self, -1);
-        if (!msg)
+        int how = COHORT_NODE_LEAD_NEWS;
+        cohort_msg_t *msg = held ? s_next_held(self, -1, &how) : s_read_inbox(self, -1);
+        if (how == COHORT_NODE_LEAD_STOPPED)
+            held = false;
+        if (!msg && held && how != COHORT_NODE_LEAD_SIGNAL)
+            continue;
+        if (held)
+            cohort_node_give(self->baton);
+        held = false;
+        if (!msg) {
+            if (how == COHORT_NODE_LEAD_STOPPED)
+                continue; /* wait on the inbox */
             return COHORT_ERROR; /* interrupted */
+        }
         if (msg->kind == COHORT_MSG_REPLY && msg->request_id == id) {
             *reply = msg;
             return msg->status;
         }
         zlist_append(self->parked, msg);
+        held = cohort_node_take(self->baton, self->actor, true) == COHORT_NODE_HELD;
     }
 }
 
@@ -738,7 +835,27 @@ cohort_status_t cohort_reply(cohort_t *self, const cohort_msg_t *request, cohort
 cohort_msg_t *cohort_recv(cohort_t *self, int timeout_ms)
 {
     cohort_msg_t *msg = zlist_pop(self->parked);
-    return msg ? msg : s_read_inbox(self, timeout_ms);
+    if (msg || timeout_ms == 0)
+        return msg ? msg : s_read_inbox(self, 0);
+    /* run the node until something comes or the time is up */
+    int64_t deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : -1;
+    for (;;) {
+        int left = deadline < 0 ? -1 : (int)(deadline - zclock_mono());
+        if (deadline >= 0 && left < 0)
+            left = 0;
+        if (cohort_node_take(self->baton, self->actor, true) != COHORT_NODE_HELD)
+            return s_read_inbox(self, left); /* the node stopped */
+        int how = COHORT_NODE_LEAD_NEWS;
+        msg = s_next_held(self, left, &how);
+        if (how != COHORT_NODE_LEAD_STOPPED)
+            cohort_node_give(self->baton);
+        if (msg || how == COHORT_NODE_LEAD_SIGNAL)
+            return msg;
+        if (how == COHORT_NODE_LEAD_STOPPED)
+            return s_read_inbox(self, left);
+        if (deadline >= 0 && zclock_mono() >= deadline)
+            return NULL;
+    }
 }
 
 int cohort_fd(cohort_t *self)
@@ -757,6 +874,7 @@ cohort_status_t cohort_roster_push(cohort_t *self, cohort_roster_source_t source
     zframe_destroy(&s);
     char *code = NULL, *text = NULL, *reason = NULL, *serial = NULL;
     cohort_status_t st = COHORT_ERROR;
+    s_await_answer(self);
     if (zsock_recv(self->actor, "ssss", &code, &text, &reason, &serial) == 0 && code)
         st = (cohort_status_t)atoi(code);
     if (result) {
@@ -779,6 +897,7 @@ cohort_status_t cohort_reload(cohort_t *self, const char *config_path,
     zsock_send(self->actor, "ss", "RELOAD", config_path);
     char *code = NULL, *text = NULL, *applied = NULL, *restart = NULL;
     cohort_status_t st = COHORT_ERROR;
+    s_await_answer(self);
     if (zsock_recv(self->actor, "ssss", &code, &text, &applied, &restart) == 0 && code)
         st = (cohort_status_t)atoi(code);
     if (result) {
@@ -803,6 +922,7 @@ cohort_status_t cohort_info(cohort_t *self, const char *what, uint8_t **buf, siz
                                           : "STATUS");
     char *code = NULL, *text = NULL;
     zframe_t *frame = NULL;
+    s_await_answer(self);
     if (zsock_recv(self->actor, "ssf", &code, &text, &frame) != 0 || !frame) {
         zstr_free(&code);
         zstr_free(&text);

@@ -57,15 +57,25 @@
 static int s_send(node_t *self, zmq_msg_t *frame)
 {
     size_t size = zmq_msg_size(frame);
+    if (self->front_slot && node_inbox_empty(self)) {
+        /* the front runs the node and waits: straight to it (baton.c) */
+        zmq_msg_move(self->front_slot, frame);
+        self->front_slot = NULL;
+        self->front_news = true;
+        return 0;
+    }
+    self->front_slot = NULL; /* what comes next goes after this */
     _Atomic uint64_t *counted = self->inbox_bytes_shared;
     uint64_t unread = counted ? atomic_fetch_add(counted, size) : 0;
     if (unread && unread + size > self->cfg->receive_bytes) {
         atomic_fetch_sub(counted, size);
         return S_FULL_BYTES;
     }
+    node_inbox_counted(self, 1);
     int rc = zmq_msg_send(frame, zsock_resolve(self->inbox), ZMQ_DONTWAIT);
     node_touched(self, zsock_resolve(self->inbox));
     if (rc < 0) {
+        node_inbox_counted(self, -1);
         if (counted)
             atomic_fetch_sub(counted, size);
         return S_FULL;
@@ -98,7 +108,7 @@ static void s_grow(node_rxq_t *q, size_t cap)
 }
 
 /* Drains while the inbox has room: the POLLOUT poller's handler. */
-static int s_on_room(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+static int s_on_room(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     (void)item;
@@ -117,7 +127,7 @@ static void s_poll_room(node_t *self, bool on)
     self->rxq_polling = on;
 }
 
-static int s_on_room_timer(zloop_t *loop, int timer_id, void *arg)
+static int s_on_room_timer(node_loop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
@@ -140,7 +150,7 @@ static void s_wait_room(node_t *self, int why)
     }
     s_poll_room(self, false);
     if (!self->rxq_timer && self->loop)
-        self->rxq_timer = zloop_timer(self->loop, S_BYTES_RETRY_MS, 1, s_on_room_timer, self);
+        self->rxq_timer = node_loop_timer(self->loop, S_BYTES_RETRY_MS, 1, s_on_room_timer, self);
 }
 
 void node_inbox_throttled(node_t *self, node_peer_t *p)

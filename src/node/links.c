@@ -173,8 +173,8 @@ int links_transmit(node_t *self, node_peer_t *p, zmq_msg_t *msg)
 
 /* ---- punch sockets ---- */
 
-static int s_on_punch_frame(zloop_t *loop, zmq_pollitem_t *item, void *arg);
-static int s_on_punch_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg);
+static int s_on_punch_frame(node_loop_t *loop, zmq_pollitem_t *item, void *arg);
+static int s_on_punch_monitor(node_loop_t *loop, zmq_pollitem_t *item, void *arg);
 
 /* Jitter only has to differ between nodes, not resist prediction: an
  * xorshift seeded from the start time and our key. */
@@ -324,7 +324,7 @@ static node_peer_t *s_peer_by_socket(node_t *self, void *sock, bool monitor)
     return NULL;
 }
 
-static int s_on_punch_frame(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+static int s_on_punch_frame(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     node_t *self = arg;
@@ -347,7 +347,7 @@ static int s_on_punch_frame(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     return 0;
 }
 
-static int s_on_punch_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+static int s_on_punch_monitor(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     node_t *self = arg;

@@ -217,7 +217,7 @@ static void s_cache_save(node_t *self)
 
 /* ---- the LAN beacon ---- */
 
-static int s_on_beacon(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+static int s_on_beacon(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     (void)item;
@@ -277,8 +277,7 @@ static void s_beacon_start(node_t *self)
         return;
     }
     self->beacon_tag = cohort_beacon_cluster_tag(cohort_roster_cluster(self->id->roster));
-    zmq_pollitem_t item = {.socket = NULL, .fd = self->beacon_fd, .events = ZMQ_POLLIN};
-    zloop_poller(self->loop, &item, s_on_beacon, self);
+    node_loop_poller(self->loop, self->beacon_fd, s_on_beacon, self);
     self->beacon_next = 0; /* announce at once */
     COHORT_LOG(COHORT_LOG_INFO, "discovery.on port=%u address=%s", self->cfg->lan_port,
                self->cfg->lan_address);
@@ -343,8 +342,7 @@ void members_stop(node_t *self)
     if (self->cache_dirty)
         s_cache_save(self);
     if (self->beacon_fd >= 0) {
-        zmq_pollitem_t item = {.socket = NULL, .fd = self->beacon_fd, .events = ZMQ_POLLIN};
-        zloop_poller_end(self->loop, &item);
+        node_loop_poller_end(self->loop, self->beacon_fd);
         close(self->beacon_fd);
         self->beacon_fd = -1;
     }

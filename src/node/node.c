@@ -71,8 +71,12 @@ static void s_release_frame(void *holder);
 void node_event(node_t *self, const char *type, const char *node, const char *reason)
 {
     COHORT_LOG(COHORT_LOG_INFO, "%s node=%s reason=%s", type, node, reason);
-    if (zsock_send(self->inbox, "ssss", "E", type, node, reason) != 0)
+    self->front_slot = NULL; /* deliveries after it go after it */
+    node_inbox_counted(self, 1);
+    if (zsock_send(self->inbox, "ssss", "E", type, node, reason) != 0) {
+        node_inbox_counted(self, -1);
         self->counters.delivery_dropped++;
+    }
     node_touched(self, zsock_resolve(self->inbox));
 }
 
@@ -121,7 +125,7 @@ static void s_deliver(node_t *self, const char *sender, const node_msg_t *msg, c
 
 /* ---- transmitting ---- */
 
-static int s_on_ack_timer(zloop_t *loop, int timer_id, void *arg);
+static int s_on_ack_timer(node_loop_t *loop, int timer_id, void *arg);
 
 static void s_ack_sent(node_peer_t *p)
 {
@@ -427,8 +431,8 @@ static bool s_peer_reachable(const node_peer_t *p)
            (p->ladder.active != COHORT_RUNG_NONE || (p->dealer && p->dealer_up) || p->route_len);
 }
 
-static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg);
-static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg);
+static int s_on_monitor(node_loop_t *loop, zmq_pollitem_t *item, void *arg);
+static int s_on_dealer(node_loop_t *loop, zmq_pollitem_t *item, void *arg);
 static void s_fail_call(node_t *self, uint64_t id, const char *service, int code, const char *why);
 static void s_pending_remove(node_t *self, size_t i);
 
@@ -689,9 +693,9 @@ static void s_handle_message(node_t *self, node_peer_t *from, node_msg_t *msg, c
 
 /* ---- overlay input ---- */
 
-int node_add_socket(node_t *self, void *sock, zloop_fn *fn);
-static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg);
-static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg);
+int node_add_socket(node_t *self, void *sock, node_poll_fn *fn);
+static int s_on_monitor(node_loop_t *loop, zmq_pollitem_t *item, void *arg);
+static int s_on_dealer(node_loop_t *loop, zmq_pollitem_t *item, void *arg);
 
 static void s_peer_set_up(node_t *self, node_peer_t *p, bool up, const char *reason)
 {
@@ -798,7 +802,7 @@ static void s_handle_data(node_t *self, node_peer_t *p, const Cohort__Wire__Data
         p->ack_owed_msgs++;
         p->ack_owed_bytes += d->body.len;
         if (!self->ack_timer && self->loop)
-            self->ack_timer = zloop_timer(self->loop, S_ACK_DELAY_MS, 1, s_on_ack_timer, self);
+            self->ack_timer = node_loop_timer(self->loop, S_ACK_DELAY_MS, 1, s_on_ack_timer, self);
     }
     node_msg_t *msg = cohort__wire__message__unpack(&self->arena.pb, d->body.len, d->body.data);
     if (!msg || s_has_field_zero(&msg->base)) {
@@ -929,7 +933,7 @@ static void s_flush_acks_when(node_t *self, bool force)
             s_ack_sent(p);
     }
     if (waiting && !self->ack_timer && self->loop)
-        self->ack_timer = zloop_timer(self->loop, S_ACK_DELAY_MS, 1, s_on_ack_timer, self);
+        self->ack_timer = node_loop_timer(self->loop, S_ACK_DELAY_MS, 1, s_on_ack_timer, self);
 }
 
 static void s_flush_acks(node_t *self)
@@ -937,7 +941,7 @@ static void s_flush_acks(node_t *self)
     s_flush_acks_when(self, false);
 }
 
-static int s_on_ack_timer(zloop_t *loop, int timer_id, void *arg)
+static int s_on_ack_timer(node_loop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
@@ -998,7 +1002,7 @@ int node_recv_one(node_t *self, void *sock, zmq_msg_t *body)
     return 0;
 }
 
-static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+static int s_on_router(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     (void)item;
@@ -1050,7 +1054,7 @@ static int s_on_router(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 
 /* Frames a peer sends back over the link we dialled: the peer is whoever
  * holds the server key we pinned for that link. */
-static int s_on_dealer(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+static int s_on_dealer(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     node_t *self = arg;
@@ -1094,7 +1098,7 @@ int node_read_monitor(void *sock, uint16_t *event, uint32_t *value)
     return 0;
 }
 
-static int s_on_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+static int s_on_monitor(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     node_t *self = arg;
@@ -1134,7 +1138,7 @@ static void s_unhandshaken_del(node_t *self, uint32_t fd)
         }
 }
 
-static int s_on_router_monitor(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+static int s_on_router_monitor(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     (void)item;
@@ -1201,7 +1205,7 @@ static void s_log_refused(node_t *self, const char *key, const char *reason)
                reason, suppressed);
 }
 
-static int s_on_zap(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+static int s_on_zap(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     (void)item;
@@ -1218,7 +1222,7 @@ static int s_on_zap(zloop_t *loop, zmq_pollitem_t *item, void *arg)
 
 /* ---- timers ---- */
 
-static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
+static int s_on_tick(node_loop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
@@ -1271,7 +1275,7 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
-static int s_on_ping(zloop_t *loop, int timer_id, void *arg)
+static int s_on_ping(node_loop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
@@ -1777,9 +1781,9 @@ static int s_cmd_reload(node_t *self, zmsg_t *cmd)
             cohort_session_set_limits(self->peers[i].session, self->cfg->send_queue,
                                       (size_t)self->cfg->send_queue * S_SESSION_BYTES_PER_MSG);
     if (self->cfg->probe_timeout_ms != probe_timeout) {
-        zloop_timer_end(self->loop, self->ping_timer);
+        node_loop_timer_end(self->loop, self->ping_timer);
         self->ping_timer =
-            zloop_timer(self->loop, self->cfg->probe_timeout_ms / 3, 0, s_on_ping, self);
+            node_loop_timer(self->loop, self->cfg->probe_timeout_ms / 3, 0, s_on_ping, self);
     }
     if (!advertise_same)
         members_set_self_endpoints(self);
@@ -1811,6 +1815,8 @@ static int s_dispatch(node_t *self, char *verb, zmsg_t *cmd)
         }
         self->terminating = true;
         self->leave_deadline = node_now() + S_LEAVE_FLUSH_MS;
+    } else if (!strcmp(verb, "YIELD")) {
+        self->yield = true; /* baton.c */
     } else if (!strcmp(verb, "PUB")) {
         rc = s_cmd_pub(self, cmd);
     } else if (!strcmp(verb, "SUB") || !strcmp(verb, "UNSUB") || !strcmp(verb, "SERVE") ||
@@ -1847,7 +1853,7 @@ static int s_dispatch(node_t *self, char *verb, zmsg_t *cmd)
  * (node_emit_data), when the round ends: at once. Every other command
  * sends the batches first, so it sees (and may change) no message that
  * waits in one. */
-static int s_on_pipe(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+static int s_on_pipe(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     (void)item;
@@ -1888,6 +1894,30 @@ static int s_on_pipe(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     }
     s_batch_flush_all(self);
     return rc;
+}
+
+void node_exec(node_t *self, zmq_msg_t *cmd)
+{
+    const uint8_t *d = zmq_msg_data(cmd);
+    size_t n = zmq_msg_size(cmd);
+    assert(n > COHORT_NODE_CMD_HEAD && d[0] >= COHORT_NODE_CMD_SEND &&
+           d[0] <= COHORT_NODE_CMD_CALL);
+    self->batching = true;
+    s_cmd_send_bin(self, cmd);
+    zmq_msg_close(cmd);
+    s_batch_flush_all(self);
+    node_zsocks_settle(self);
+}
+
+void node_inbox_counted(node_t *self, int delta)
+{
+    if (self->inbox_count_shared)
+        atomic_fetch_add(self->inbox_count_shared, delta);
+}
+
+bool node_inbox_empty(node_t *self)
+{
+    return self->inbox_count_shared && atomic_load(self->inbox_count_shared) <= 0;
 }
 
 /* ---- start and stop ---- */
@@ -1940,7 +1970,7 @@ static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
 
     self->rr = zhashx_new();
     cohort_arena_init(&self->arena, 64 * 1024);
-    self->loop = zloop_new();
+    self->loop = node_loop_new();
     if (roster_sync_start(self, err) < 0)
         return -1;
     members_start(self);
@@ -1955,10 +1985,9 @@ static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
     node_add_socket(self, self->router_mon, s_on_router_monitor);
     node_add_socket(self, self->zap, s_on_zap);
     node_add_socket(self, zsock_resolve(self->pipe), s_on_pipe);
-    zloop_set_nonstop(self->loop, true); /* the front decides when to stop */
-    zloop_timer(self->loop, S_TICK_MS, 0, s_on_tick, self);
+    node_loop_timer(self->loop, S_TICK_MS, 0, s_on_tick, self);
     /* Probe three times per probe_timeout, so a dead rung is noticed in time. */
-    self->ping_timer = zloop_timer(self->loop, self->cfg->probe_timeout_ms / 3, 0, s_on_ping, self);
+    self->ping_timer = node_loop_timer(self->loop, self->cfg->probe_timeout_ms / 3, 0, s_on_ping, self);
     COHORT_LOG(COHORT_LOG_INFO,
                "node.started node=%s cluster=%s listen=%s roster_serial=%" PRIu64 " peers=%zu",
                self->cfg->node_name, cohort_roster_cluster(self->id->roster), ep,
@@ -1981,7 +2010,7 @@ static void s_stop(node_t *self)
     s_set_free(&self->services, &self->service_count);
     s_set_free(&self->patterns, &self->pattern_count);
     zhashx_destroy(&self->rr);
-    zloop_destroy(&self->loop);
+    node_loop_destroy(&self->loop);
     node_zsocks_free(self);
     cohort_arena_fini(&self->arena);
     zsock_destroy(&self->inbox);
@@ -2010,6 +2039,7 @@ void cohort_node_actor(zsock_t *pipe, void *vargs)
     self->pipe = pipe;
     self->credit_epoch_shared = args->credit_epoch ? args->credit_epoch : &self->credit_epoch_own;
     self->inbox_bytes_shared = args->inbox_bytes; /* NULL: not counted */
+    self->inbox_count_shared = args->inbox_count;
     snprintf(self->inbox_ep, sizeof self->inbox_ep, "%s", args->inbox);
     cohort_err_t err;
     cohort_err_clear(&err);
@@ -2022,8 +2052,9 @@ void cohort_node_actor(zsock_t *pipe, void *vargs)
         return;
     }
     args->max_message_size = self->cfg->max_message_size;
+    cohort_node_baton_t *baton = args->baton; /* args may be gone once signalled */
     zsock_signal(pipe, 0);
-    zloop_start(self->loop);
+    node_baton_actor(self, baton);
     COHORT_LOG(COHORT_LOG_INFO, "node.stopped node=%s", self->cfg->node_name);
     s_stop(self);
     /* Free this thread's OpenSSL state now, not at some later thread exit

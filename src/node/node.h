@@ -1,15 +1,16 @@
 /*
- * node: the node actor, which owns all of a node's state in one thread.
+ * node: the node actor, which owns all of a node's state.
  *
- * A node runs as a CZMQ actor (zactor): one zloop polls its overlay ROUTER
+ * A node runs as a CZMQ actor (zactor): one loop (loop.c) polls its overlay ROUTER
  * (bound with CURVE, admission by ZAP from the roster), one DEALER per peer
  * (CURVE client, server key from the roster), their monitors, the ZAP
  * handler and the command pipe. Above the sockets sit per-peer sessions
  * (sequence numbers, acks, resend) and messaging: unicast, request/reply to
  * services with site-local-first round robin, and pub/sub with interest
- * propagated to every peer. Nothing is shared with other threads: the front
- * object (libcohort) talks to the actor only through the pipe commands below
- * and reads deliveries from a PAIR "inbox" socket: a message is one frame,
+ * propagated to every peer. The front object (libcohort) talks to the node
+ * only through the pipe commands below and reads deliveries from a PAIR
+ * "inbox" socket; one thread at a time runs the node, the actor's or,
+ * while it waits in a call, the front's (the baton, below): a message is one frame,
  * 'D' sender NUL encoded-message; an event is four, "E" type node reason.
  *
  * The overlay uses its own libzmq context, so several nodes can live in one
@@ -25,6 +26,8 @@
  *   ROSTER source roster signature   (source "push" or "file"; reply frames
  *          3 and 4: the refusal reason code, "" when applied, and the serial
  *          held afterwards; see roster_sync.c)
+ *   YIELD  no reply: the actor hands the node to the front that asked
+ *          (baton.c).
  *   RELOAD path   (re-reads the config file and applies its reloadable keys;
  *          reply frames 3 and 4: the keys applied and the changed keys that
  *          need a restart, comma-separated)
@@ -64,6 +67,7 @@
 
 #include <czmq.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Binary send commands: byte 0 the op, 1..8 the credit epoch, 9..12 a
@@ -77,6 +81,42 @@ enum {
     COHORT_NODE_CMD_CALL = 5,
 };
 #define COHORT_NODE_CMD_HEAD 21
+
+/* Which thread runs the node (baton.c): the actor's, or an application
+ * thread inside a libcohort call that would otherwise wait for the actor.
+ * Made by the front before the actor, destroyed after it. */
+typedef struct cohort_node_baton cohort_node_baton_t;
+cohort_node_baton_t *cohort_node_baton_new(void);
+void cohort_node_baton_destroy(cohort_node_baton_t **self_p);
+
+/* The front runs the node in its own thread until the node wrote to the
+ * pipe or the inbox (NEWS), timeout_ms passed (-1: no limit), or a signal
+ * came. It takes the node at once when nobody runs it; from the actor it
+ * takes it only if from_actor (asking it to yield: two wakeups), else
+ * returns ACTOR and the front waits for the actor as before. front_pipe
+ * is the front's end of the actor pipe. */
+enum {
+    COHORT_NODE_LEAD_TIMEOUT,
+    COHORT_NODE_LEAD_NEWS,
+    COHORT_NODE_LEAD_SIGNAL,
+    COHORT_NODE_LEAD_ACTOR,
+    COHORT_NODE_LEAD_STOPPED,
+    COHORT_NODE_HELD,
+};
+int cohort_node_lead(cohort_node_baton_t *self, void *front_pipe, int timeout_ms, bool from_actor);
+/* The same in steps. take: HELD (the front now runs the node), or ACTOR,
+ * or STOPPED. While held: exec runs a binary command (node.h) as if it
+ * came on the pipe, closing cmd, without the pipe; run runs the loop as
+ * lead does, and a delivery made while the inbox is empty goes to *slot
+ * instead (slot an initialised, empty message; NULL: the inbox); STOPPED
+ * from run means the node stopped and is no longer held. give leaves the
+ * node (idle). */
+int cohort_node_take(cohort_node_baton_t *self, void *front_pipe, bool from_actor);
+void cohort_node_exec(cohort_node_baton_t *self, zmq_msg_t *cmd);
+int cohort_node_run(cohort_node_baton_t *self, int timeout_ms, zmq_msg_t *slot);
+void cohort_node_give(cohort_node_baton_t *self);
+/* Lets the actor take an idle node now (before cohort_close). */
+void cohort_node_hand_back(cohort_node_baton_t *self);
 
 /* Arguments for zactor_new(cohort_node_actor, args). The actor copies what
  * it needs before signalling; args may be freed after zactor_new returns. */
@@ -100,6 +140,13 @@ typedef struct cohort_node_args {
      * them to limits.receive_bytes. NULL: no byte bound (only
      * limits.receive_queue). Must outlive the actor. */
     _Atomic uint64_t *inbox_bytes;
+    /* Messages (deliveries and events) in the inbox: the actor adds, the
+     * front subtracts what it read, so it need not ask the socket when
+     * nothing is there. NULL: not counted. Must outlive the actor. */
+    _Atomic int64_t *inbox_count;
+    /* NULL: the actor's thread always runs the node. Must outlive the
+     * actor. */
+    cohort_node_baton_t *baton;
 } cohort_node_args_t;
 
 /* The actor body. Signals 0 on the pipe when running, -1 (with args->error

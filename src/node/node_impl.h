@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "envelope.pb-c.h"
 #include "node/identity.h"
+#include "node/node.h"
 #include "overlay/ladder.h"
 #include "overlay/seal.h"
 #include "overlay/session.h"
@@ -196,11 +197,28 @@ typedef struct {
 
 typedef struct node_zsock node_zsock_t; /* zpoll.c */
 
+/* loop.c: the node's event loop (descriptors and timers), run by whichever
+ * thread holds the node (node.h). Handlers return -1 to stop the node.
+ * Timer ids are positive; times 0 repeats forever. node_loop_run runs it
+ * until a handler returned -1 (-1), *stop is set after a pass (1),
+ * timeout_ms passed (0; 0 ms is one pass, -1 no limit), or a signal
+ * interrupted the wait and return_on_signal (2). */
+typedef struct node_loop node_loop_t;
+typedef int(node_poll_fn)(node_loop_t *loop, zmq_pollitem_t *item, void *arg);
+typedef int(node_timer_fn)(node_loop_t *loop, int timer_id, void *arg);
+node_loop_t *node_loop_new(void);
+void node_loop_destroy(node_loop_t **self_p);
+int node_loop_poller(node_loop_t *self, int fd, node_poll_fn *fn, void *arg);
+void node_loop_poller_end(node_loop_t *self, int fd);
+int node_loop_timer(node_loop_t *self, size_t delay, size_t times, node_timer_fn *fn, void *arg);
+void node_loop_timer_end(node_loop_t *self, int id);
+int node_loop_run(node_loop_t *self, int timeout_ms, const bool *stop, bool return_on_signal);
+
 typedef struct {
     zsock_t *pipe;
     zsock_t *inbox;
     char inbox_ep[64];
-    zloop_t *loop;
+    node_loop_t *loop;
     cohort_config_t *cfg;
     cohort_identity_t *id;
     void *ctx;
@@ -231,6 +249,7 @@ typedef struct {
     /* bytes of deliveries in the inbox, not yet read (node.h); NULL when
      * the front does not count them */
     _Atomic uint64_t *inbox_bytes_shared;
+    _Atomic int64_t *inbox_count_shared; /* messages in the inbox (node.h), or NULL */
     bool batching;              /* emitted Data waits for s_batch_flush_all */
     bool resending;             /* go-back-N from the tick: relayed Data leaves alone */
     uint32_t tx_msgs;           /* messages in the envelope being sent (Relay.count) */
@@ -266,7 +285,7 @@ typedef struct {
     size_t rxq_total;
     size_t rxq_next;
     bool rxq_polling;
-    int rxq_timer; /* zloop timer id retrying the drain past receive_bytes, 0: none */
+    int rxq_timer; /* loop timer id retrying the drain past receive_bytes, 0: none */
     struct node_peer *delivering;
     /* members.c */
     cohort_swim_t *swim;
@@ -283,8 +302,27 @@ typedef struct {
     size_t zsock_count, zsock_cap;
     uint64_t zsock_changes; /* bumped when one comes or goes */
     bool zsock_settling;
-    int zsock_kick; /* one-shot zloop timer id for dirty sockets, 0: none */
+    int zsock_kick; /* one-shot loop timer id for dirty sockets, 0: none */
+    /* baton.c: the node wrote to the pipe or the inbox (ends a front's
+     * run), and the front asked the actor to yield (ends the actor's) */
+    bool front_news, yield;
+    /* where a delivery goes instead of the inbox while the front runs the
+     * node waiting for one and the inbox is empty; NULL: the inbox */
+    zmq_msg_t *front_slot;
 } node_t;
+
+/* node.c: a binary command (node.h) from a front that holds the node, as
+ * if it came on the pipe, then whatever it made ready (cmd is closed). */
+void node_exec(node_t *self, zmq_msg_t *cmd);
+/* Counts messages put in (1) or taken back from (-1) the inbox. */
+void node_inbox_counted(node_t *self, int delta);
+/* Whether the front has read everything put in the inbox (false when it is
+ * not counted). */
+bool node_inbox_empty(node_t *self);
+
+/* baton.c: runs the node on the actor's thread while it holds the baton,
+ * until a handler stops it. */
+void node_baton_actor(node_t *node, cohort_node_baton_t *baton);
 
 /* protobuf-c's string fields are `char *`, but outgoing messages are only
  * read by the encoder: literals may be put there without being written. */
@@ -322,11 +360,13 @@ node_peer_t *node_peer_by_name(node_t *self, const char *name);
  * watched socket outside that socket's own handler (the send may have
  * taken the wakeup with it); node_zsocks_sweep asks every socket (each
  * tick). */
-int node_add_socket(node_t *self, void *sock, zloop_fn *fn);
-int node_watch_socket(node_t *self, void *sock, short events, zloop_fn *fn, void *arg);
+int node_add_socket(node_t *self, void *sock, node_poll_fn *fn);
+int node_watch_socket(node_t *self, void *sock, short events, node_poll_fn *fn, void *arg);
 void node_unwatch_socket(node_t *self, void *sock);
 void node_touched(node_t *self, void *sock);
 int node_zsocks_sweep(node_t *self);
+/* Asks the sockets that were used since their state was read. */
+int node_zsocks_settle(node_t *self);
 void node_zsocks_free(node_t *self);
 void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_rung_t path,
                           node_peer_t *via);

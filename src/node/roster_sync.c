@@ -310,7 +310,7 @@ static void s_sync_peers(node_t *self, time_t now, const char *announce)
     self->roster_recheck_at = next;
 }
 
-static int s_on_recheck(zloop_t *loop, int timer_id, void *arg)
+static int s_on_recheck(node_loop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
@@ -497,7 +497,7 @@ static void s_offer_free(struct node_roster_offer **o_p)
     *o_p = NULL;
 }
 
-static int s_on_offer(zloop_t *loop, int timer_id, void *arg)
+static int s_on_offer(node_loop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
@@ -540,7 +540,7 @@ void roster_sync_offer(node_t *self, node_peer_t *from, const Cohort__Wire__Rost
         memcpy(o->sig, data->signature.data, o->sig_len);
     self->roster_offer = o;
     if (!self->roster_timer)
-        self->roster_timer = zloop_timer(self->loop, 1, 1, s_on_offer, self);
+        self->roster_timer = node_loop_timer(self->loop, 1, 1, s_on_offer, self);
 }
 
 /* ---- start, stop, the pipe ---- */
@@ -549,7 +549,7 @@ void roster_sync_offer(node_t *self, node_peer_t *from, const Cohort__Wire__Rost
  * has none or an older one, so a later start never goes back to an older
  * one than this node ran with. Not before the loop runs: the fsyncs would
  * hold up the node's first handshakes. */
-static int s_on_started(zloop_t *loop, int timer_id, void *arg)
+static int s_on_started(node_loop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
@@ -578,7 +578,7 @@ int roster_sync_start(node_t *self, cohort_err_t *err)
     self->peer_cap = COHORT_ROSTER_MAX_MEMBERS;
     self->peers = cohort_calloc(self->peer_cap, sizeof *self->peers);
     s_sync_peers(self, time(NULL), NULL);
-    zloop_timer(self->loop, S_RECHECK_MS, 0, s_on_recheck, self);
+    node_loop_timer(self->loop, S_RECHECK_MS, 0, s_on_recheck, self);
     cohort_identity_t *id = self->id;
     uint64_t serial = cohort_roster_serial(id->roster);
     if (id->configured_serial < serial)
@@ -586,7 +586,7 @@ int roster_sync_start(node_t *self, cohort_err_t *err)
                    "roster.held_newer serial=%" PRIu64 " configured=%" PRIu64 " path=%s", serial,
                    id->configured_serial, id->roster_path);
     if (id->held_serial < serial)
-        zloop_timer(self->loop, S_HOLD_AFTER_MS, 1, s_on_started, self);
+        node_loop_timer(self->loop, S_HOLD_AFTER_MS, 1, s_on_started, self);
     return 0;
 }
 

@@ -1,12 +1,12 @@
-/*  The node's ZeroMQ sockets in its zloop, watched through their ZMQ_FD.
+/*  The node's ZeroMQ sockets in its loop, watched through their ZMQ_FD.
  *
- *  zloop given a ZeroMQ socket polls it with zmq_poll, which asks every
+ *  zloop, given a ZeroMQ socket, polls it with zmq_poll, which asks every
  *  socket for ZMQ_EVENTS after every wakeup, twice when it had to wait:
  *  each ask is a poll() system call on that socket's mailbox, so a wakeup
  *  cost 2 + 2 x (4 + 2 x peers) system calls whatever woke it (callgrind
  *  and strace on the request/reply bench: 96 poll() per round trip).
  *
- *  Here zloop polls only each socket's ZMQ_FD, a plain descriptor that
+ *  Here the loop (loop.c) polls only each socket's ZMQ_FD, a plain descriptor that
  *  becomes readable when the socket's state may have changed; the socket
  *  is then asked for ZMQ_EVENTS once, and its handler runs if it is ready.
  *  The descriptor is edge-triggered (zmq_getsockopt(3), ZMQ_FD): any send
@@ -24,7 +24,7 @@
 
 struct node_zsock {
     void *sock;
-    zloop_fn *fn;
+    node_poll_fn *fn;
     void *arg;
     int fd;
     short events; /* ZMQ_POLLIN and/or ZMQ_POLLOUT */
@@ -47,7 +47,7 @@ static node_zsock_t *s_find(node_t *self, void *sock, size_t *at)
     return NULL;
 }
 
-static int s_on_kick(zloop_t *loop, int timer_id, void *arg);
+static int s_on_kick(node_loop_t *loop, int timer_id, void *arg);
 
 /* Asks every dirty socket for its events and runs the handler of each
  * ready one, round after round while handlers leave sockets dirty; what is
@@ -91,13 +91,13 @@ static int s_settle(node_t *self)
     if (rc == 0 && !self->zsock_kick && self->loop)
         for (size_t i = 0; i < self->zsock_count; i++)
             if (self->zsocks[i]->dirty) {
-                self->zsock_kick = zloop_timer(self->loop, 0, 1, s_on_kick, self);
+                self->zsock_kick = node_loop_timer(self->loop, 0, 1, s_on_kick, self);
                 break;
             }
     return rc;
 }
 
-static int s_on_kick(zloop_t *loop, int timer_id, void *arg)
+static int s_on_kick(node_loop_t *loop, int timer_id, void *arg)
 {
     (void)loop;
     (void)timer_id;
@@ -106,11 +106,10 @@ static int s_on_kick(zloop_t *loop, int timer_id, void *arg)
     return s_settle(self);
 }
 
-/* A descriptor fired. Found by descriptor, not by a pointer given to
- * zloop: zloop still calls a poller that a timer ended earlier in the same
- * turn (its copy of the poll set is rebuilt only after the turn), and that
- * socket's entry is gone by then. */
-static int s_on_fd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
+/* A descriptor fired. Found by descriptor: a socket's entry may be gone
+ * by the time its descriptor is looked at (a handler earlier in the same
+ * pass unwatched it). */
+static int s_on_fd(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
 {
     (void)loop;
     node_t *self = arg;
@@ -122,7 +121,7 @@ static int s_on_fd(zloop_t *loop, zmq_pollitem_t *item, void *arg)
     return 0;
 }
 
-int node_watch_socket(node_t *self, void *sock, short events, zloop_fn *fn, void *arg)
+int node_watch_socket(node_t *self, void *sock, short events, node_poll_fn *fn, void *arg)
 {
     assert(self && self->loop && sock && fn);
     if (s_find(self, sock, NULL))
@@ -137,8 +136,7 @@ int node_watch_socket(node_t *self, void *sock, short events, zloop_fn *fn, void
     }
     node_zsock_t *z = cohort_malloc(sizeof *z);
     *z = (node_zsock_t){.sock = sock, .fn = fn, .arg = arg, .fd = fd, .events = events};
-    zmq_pollitem_t item = {NULL, fd, ZMQ_POLLIN, 0};
-    if (zloop_poller(self->loop, &item, s_on_fd, self) != 0) {
+    if (node_loop_poller(self->loop, fd, s_on_fd, self) != 0) {
         free(z);
         return -1;
     }
@@ -148,7 +146,7 @@ int node_watch_socket(node_t *self, void *sock, short events, zloop_fn *fn, void
     return 0;
 }
 
-int node_add_socket(node_t *self, void *sock, zloop_fn *fn)
+int node_add_socket(node_t *self, void *sock, node_poll_fn *fn)
 {
     return node_watch_socket(self, sock, ZMQ_POLLIN, fn, self);
 }
@@ -159,8 +157,7 @@ void node_unwatch_socket(node_t *self, void *sock)
     node_zsock_t *z = sock && self->loop ? s_find(self, sock, &at) : NULL;
     if (!z)
         return;
-    zmq_pollitem_t item = {NULL, z->fd, ZMQ_POLLIN, 0};
-    zloop_poller_end(self->loop, &item);
+    node_loop_poller_end(self->loop, z->fd);
     memmove(&self->zsocks[at], &self->zsocks[at + 1],
             (self->zsock_count - at - 1) * sizeof *self->zsocks);
     self->zsock_count--;
@@ -170,6 +167,9 @@ void node_unwatch_socket(node_t *self, void *sock)
 
 void node_touched(node_t *self, void *sock)
 {
+    if ((self->pipe && sock == zsock_resolve(self->pipe)) ||
+        (self->inbox && sock == zsock_resolve(self->inbox)))
+        self->front_news = true;
     node_zsock_t *z = s_find(self, sock, NULL);
     if (!z || z->dirty)
         return;
@@ -177,7 +177,12 @@ void node_touched(node_t *self, void *sock)
     /* in a settle, its next round asks; anywhere else (a timer), the next
      * loop turn does */
     if (!self->zsock_settling && !self->zsock_kick && self->loop)
-        self->zsock_kick = zloop_timer(self->loop, 0, 1, s_on_kick, self);
+        self->zsock_kick = node_loop_timer(self->loop, 0, 1, s_on_kick, self);
+}
+
+int node_zsocks_settle(node_t *self)
+{
+    return s_settle(self);
 }
 
 int node_zsocks_sweep(node_t *self)
