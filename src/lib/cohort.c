@@ -53,6 +53,7 @@ struct cohort {
     _Atomic uint64_t epoch_seen;  /* written by the actor (node.h) */
     _Atomic uint64_t inbox_bytes; /* unread deliveries (node.h) */
     _Atomic int64_t inbox_count;  /* unread messages (node.h) */
+    bool piped; /* a command went on the pipe since this thread last ran the node */
     int rcvtimeo;                 /* the inbox's receive timeout now */
     cohort_arena_t arena;         /* what s_decode unpacks, reset after each */
     size_t max_message_size;      /* the node's, at start (node.h) */
@@ -440,12 +441,16 @@ static void s_send_cmd(zmq_msg_t *out, uint8_t op, uint64_t epoch, uint32_t msgs
         *body = d + COHORT_NODE_CMD_HEAD + name_len;
 }
 
-/* Hands a binary command to the node: run here if nobody runs the node
- * (no pipe, no wakeup), else queued on the pipe. */
-static cohort_status_t s_command(cohort_t *self, zmq_msg_t *cmd)
+/* Hands a binary command to the node. A request or a reply (here) is run
+ * in this thread if nobody runs the node: no pipe, no wakeup. Anything
+ * else goes on the pipe, waking the actor if the node was idle: a stream
+ * of sends is batched there, one frame per link for all the messages the
+ * actor finds (node.c s_on_pipe), where run here each would leave alone. */
+static cohort_status_t s_command(cohort_t *self, zmq_msg_t *cmd, bool here)
 {
-    if (cohort_node_take(self->baton, self->actor, false) == COHORT_NODE_HELD) {
-        cohort_node_exec(self->baton, cmd);
+    if (here && cohort_node_take(self->baton, self->actor, false) == COHORT_NODE_HELD) {
+        cohort_node_exec(self->baton, cmd, self->piped);
+        self->piped = false;
         cohort_node_give(self->baton);
         return COHORT_OK;
     }
@@ -453,6 +458,8 @@ static cohort_status_t s_command(cohort_t *self, zmq_msg_t *cmd)
         zmq_msg_close(cmd);
         return COHORT_ERROR;
     }
+    self->piped = true;
+    cohort_node_hand_back(self->baton);
     return COHORT_OK;
 }
 
@@ -495,6 +502,7 @@ static void s_credit_keep(cohort_t *self, const char *node, const char *text)
                    slot->node, 0, NULL);
         if (zmq_msg_send(&out, zsock_resolve(self->actor), 0) < 0)
             zmq_msg_close(&out);
+        self->piped = true;
     }
     snprintf(slot->node, sizeof slot->node, "%s", node);
     slot->msgs = (uint32_t)msgs;
@@ -526,7 +534,7 @@ static cohort_status_t s_send(cohort_t *self, const char *node, cohort_msg_t **m
         cohort__wire__message__pack(m, body);
         c->msgs--;
         c->bytes -= len;
-        st = s_command(self, &out);
+        st = s_command(self, &out, kind == COHORT_MSG_REPLY);
         goto out;
     }
     int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
@@ -588,7 +596,7 @@ static cohort_status_t s_publish_na(cohort_t *self, cohort_msg_t **msg_p)
         uint8_t *body = NULL;
         s_send_cmd(&out, COHORT_NODE_CMD_PUBLISH, 0, 0, 0, "", len, &body);
         cohort__wire__message__pack(&w.m, body);
-        st = s_command(self, &out);
+        st = s_command(self, &out, false);
     }
     free(w.spill);
     cohort_msg_destroy(msg_p);
@@ -671,7 +679,7 @@ cohort_status_t cohort_request_async(cohort_t *self, const char *service, cohort
     uint64_t id = 0;
     zmq_msg_t out;
     s_call(self, service, msg_p, timeout_ms, &id, &out);
-    cohort_status_t st = s_command(self, &out);
+    cohort_status_t st = s_command(self, &out, true);
     if (st == COHORT_OK && request_id)
         *request_id = id;
     return st;
@@ -721,9 +729,6 @@ static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
 {
     void *inbox = zsock_resolve(self->inbox);
     for (;;) {
-        /* the node counts what it put there: nothing, no need to ask */
-        if (timeout_ms == 0 && atomic_load(&self->inbox_count) <= 0)
-            return NULL;
         if (self->rcvtimeo != timeout_ms) {
             zsock_set_rcvtimeo(self->inbox, timeout_ms);
             self->rcvtimeo = timeout_ms;
@@ -760,6 +765,15 @@ static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
     }
 }
 
+/* s_read_inbox(self, 0) that does not ask the socket when the node's
+ * count says it is empty (no system call). Not for cohort_recv(0): a
+ * cohort_fd user's descriptor fires again only after a read found the
+ * socket empty (zmq_getsockopt(3), ZMQ_FD). */
+static cohort_msg_t *s_poll_inbox(cohort_t *self)
+{
+    return atomic_load(&self->inbox_count) > 0 ? s_read_inbox(self, 0) : NULL;
+}
+
 /* The next message while this thread holds the node (node.h take): from
  * the inbox, else running the node until one comes (straight to us when
  * the inbox is empty) or timeout_ms passed. NULL: nothing yet; *how says
@@ -767,7 +781,7 @@ static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
 static cohort_msg_t *s_next_held(cohort_t *self, int timeout_ms, int *how)
 {
     *how = COHORT_NODE_LEAD_NEWS;
-    cohort_msg_t *msg = s_read_inbox(self, 0);
+    cohort_msg_t *msg = s_poll_inbox(self);
     if (msg)
         return msg;
     zmq_msg_t slot;
@@ -776,7 +790,7 @@ static cohort_msg_t *s_next_held(cohort_t *self, int timeout_ms, int *how)
     if (zmq_msg_size(&slot))
         msg = s_parse(self, &slot, 1, false);
     zmq_msg_close(&slot);
-    return msg ? msg : s_read_inbox(self, 0);
+    return msg ? msg : s_poll_inbox(self);
 }
 
 cohort_status_t cohort_request(cohort_t *self, const char *service, cohort_msg_t **msg_p,
@@ -791,7 +805,8 @@ cohort_status_t cohort_request(cohort_t *self, const char *service, cohort_msg_t
      * then this thread runs it. */
     bool held = cohort_node_take(self->baton, self->actor, true) == COHORT_NODE_HELD;
     if (held) {
-        cohort_node_exec(self->baton, &out);
+        cohort_node_exec(self->baton, &out, self->piped);
+        self->piped = false;
     } else if (zmq_msg_send(&out, zsock_resolve(self->actor), 0) < 0) {
         zmq_msg_close(&out);
         return COHORT_ERROR;

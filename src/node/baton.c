@@ -133,8 +133,10 @@ int cohort_node_take(cohort_node_baton_t *self, void *front_pipe, bool from_acto
         while (self->holder == S_ACTOR)
             pthread_cond_wait(&self->cond, &self->mu);
     }
-    if (self->holder == S_IDLE)
+    if (self->holder == S_IDLE) {
         self->holder = S_FRONT;
+        self->hand_back = false; /* what it was for is ours to run now */
+    }
     if (self->holder == S_DONE)
         rc = COHORT_NODE_LEAD_STOPPED;
     else if (self->holder == S_ACTOR)
@@ -162,9 +164,9 @@ void cohort_node_give(cohort_node_baton_t *self)
     s_release(self, false);
 }
 
-void cohort_node_exec(cohort_node_baton_t *self, zmq_msg_t *cmd)
+void cohort_node_exec(cohort_node_baton_t *self, zmq_msg_t *cmd, bool pipe_first)
 {
-    node_exec(self->node, cmd);
+    node_exec(self->node, cmd, pipe_first);
 }
 
 int cohort_node_run(cohort_node_baton_t *self, int timeout_ms, zmq_msg_t *slot)
@@ -197,7 +199,9 @@ int cohort_node_lead(cohort_node_baton_t *self, void *front_pipe, int timeout_ms
 void cohort_node_hand_back(cohort_node_baton_t *self)
 {
     pthread_mutex_lock(&self->mu);
-    self->hand_back = true;
-    pthread_cond_broadcast(&self->cond);
+    if (self->holder == S_IDLE) {
+        self->hand_back = true;
+        pthread_cond_broadcast(&self->cond);
+    }
     pthread_mutex_unlock(&self->mu);
 }

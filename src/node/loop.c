@@ -106,26 +106,26 @@ static void s_timer_remove(node_loop_t *self, int id)
 }
 
 /* zmq_timers' handler: runs ours, and ends a timer on its last run
- * before calling it (the handler may arm the next one). After a handler
- * asked the loop to stop, the other timers due in the same pass wait for
- * the next run, as zloop's would. */
+ * before calling it (the handler may arm the next one; and zmq_timers
+ * puts a timer back at now + its interval after every run, so a 0 ms
+ * timer not ended here would run again at once, forever). After a handler
+ * asked the loop to stop, the other timers due in the same pass are not
+ * called (as zloop's would not be), but their runs count. */
 static void s_fire(int id, void *arg)
 {
     s_timer_t *t = arg;
     node_loop_t *self = t->loop;
-    if (self->rc == -1)
-        return;
     node_timer_fn *fn = t->fn;
     void *fn_arg = t->arg;
     if (t->times && --t->times == 0)
         s_timer_remove(self, id); /* frees t */
-    if (fn(self, id, fn_arg) == -1)
+    if (self->rc != -1 && fn(self, id, fn_arg) == -1)
         self->rc = -1;
 }
 
 int node_loop_timer(node_loop_t *self, size_t delay, size_t times, node_timer_fn *fn, void *arg)
 {
-    assert(self && fn);
+    assert(self && fn && (delay > 0 || times == 1)); /* see s_fire */
     s_timer_t *t = cohort_malloc(sizeof *t);
     *t = (s_timer_t){.loop = self, .fn = fn, .arg = arg, .times = times};
     t->id = zmq_timers_add(self->timers, delay, s_fire, t);

@@ -1896,8 +1896,12 @@ static int s_on_pipe(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
     return rc;
 }
 
-void node_exec(node_t *self, zmq_msg_t *cmd)
+void node_exec(node_t *self, zmq_msg_t *cmd, bool pipe_first)
 {
+    if (pipe_first) {
+        node_touched(self, zsock_resolve(self->pipe));
+        node_zsocks_settle(self);
+    }
     const uint8_t *d = zmq_msg_data(cmd);
     size_t n = zmq_msg_size(cmd);
     assert(n > COHORT_NODE_CMD_HEAD && d[0] >= COHORT_NODE_CMD_SEND &&

@@ -106,16 +106,18 @@ enum {
 int cohort_node_lead(cohort_node_baton_t *self, void *front_pipe, int timeout_ms, bool from_actor);
 /* The same in steps. take: HELD (the front now runs the node), or ACTOR,
  * or STOPPED. While held: exec runs a binary command (node.h) as if it
- * came on the pipe, closing cmd, without the pipe; run runs the loop as
+ * came on the pipe, closing cmd, without the pipe (pipe_first: after
+ * what the front put on the pipe before, if still there); run runs the loop as
  * lead does, and a delivery made while the inbox is empty goes to *slot
  * instead (slot an initialised, empty message; NULL: the inbox); STOPPED
  * from run means the node stopped and is no longer held. give leaves the
  * node (idle). */
 int cohort_node_take(cohort_node_baton_t *self, void *front_pipe, bool from_actor);
-void cohort_node_exec(cohort_node_baton_t *self, zmq_msg_t *cmd);
+void cohort_node_exec(cohort_node_baton_t *self, zmq_msg_t *cmd, bool pipe_first);
 int cohort_node_run(cohort_node_baton_t *self, int timeout_ms, zmq_msg_t *slot);
 void cohort_node_give(cohort_node_baton_t *self);
-/* Lets the actor take an idle node now (before cohort_close). */
+/* Lets the actor take the node now if it is idle (before cohort_close,
+ * after a command put on the pipe). */
 void cohort_node_hand_back(cohort_node_baton_t *self);
 
 /* Arguments for zactor_new(cohort_node_actor, args). The actor copies what
