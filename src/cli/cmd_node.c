@@ -474,6 +474,8 @@ static size_t s_counters(const Cohort__Api__Counters *k, s_counter_t out[16])
     out[n++] = (s_counter_t){"messages in", "messages_in", k->messages_in};
     out[n++] = (s_counter_t){"messages out", "messages_out", k->messages_out};
     out[n++] = (s_counter_t){"missed wakeups", "missed_wakeups", k->missed_wakeups};
+    out[n++] = (s_counter_t){"caller runs", "caller_runs", k->caller_runs};
+    out[n++] = (s_counter_t){"actor yields", "actor_yields", k->actor_yields};
     return n;
 }
 

@@ -53,10 +53,10 @@ struct cohort {
     _Atomic uint64_t epoch_seen;  /* written by the actor (node.h) */
     _Atomic uint64_t inbox_bytes; /* unread deliveries (node.h) */
     _Atomic int64_t inbox_count;  /* unread messages (node.h) */
-    bool piped; /* a command went on the pipe since this thread last ran the node */
-    int rcvtimeo;                 /* the inbox's receive timeout now */
-    cohort_arena_t arena;         /* what s_decode unpacks, reset after each */
-    size_t max_message_size;      /* the node's, at start (node.h) */
+    bool piped;              /* a command went on the pipe since this thread last ran the node */
+    int rcvtimeo;            /* the inbox's receive timeout now */
+    cohort_arena_t arena;    /* what s_decode unpacks, reset after each */
+    size_t max_message_size; /* the node's, at start (node.h) */
 };
 
 typedef struct {
@@ -823,7 +823,7 @@ cohort_status_t cohort_request(cohort_t *self, const char *service, cohort_msg_t
         held = false;
         if (!msg) {
             if (how == COHORT_NODE_LEAD_STOPPED)
-                continue; /* wait on the inbox */
+                continue;        /* wait on the inbox */
             return COHORT_ERROR; /* interrupted */
         }
         if (msg->kind == COHORT_MSG_REPLY && msg->request_id == id) {

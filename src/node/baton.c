@@ -90,9 +90,8 @@ void node_baton_actor(node_t *node, cohort_node_baton_t *self)
     pthread_mutex_lock(&self->mu);
     self->node = node;
     for (;;) {
-        while (self->holder == S_FRONT ||
-               (self->holder == S_IDLE && !self->hand_back &&
-                s_now() < self->idle_since + S_GRACE_MS))
+        while (self->holder == S_FRONT || (self->holder == S_IDLE && !self->hand_back &&
+                                           s_now() < self->idle_since + S_GRACE_MS))
             s_wait_until(self, self->holder == S_FRONT ? s_now() + S_CHECK_MS
                                                        : self->idle_since + S_GRACE_MS);
         if (self->holder == S_DONE)
@@ -106,6 +105,7 @@ void node_baton_actor(node_t *node, cohort_node_baton_t *self)
         if (rc == -1)
             break;
         /* asked to yield: straight to the front that waits */
+        node->counters.actor_yields++;
         self->holder = self->want ? S_FRONT : S_IDLE;
         self->idle_since = s_now();
         self->want = false;
@@ -141,6 +141,8 @@ int cohort_node_take(cohort_node_baton_t *self, void *front_pipe, bool from_acto
         rc = COHORT_NODE_LEAD_STOPPED;
     else if (self->holder == S_ACTOR)
         rc = COHORT_NODE_LEAD_ACTOR;
+    else
+        self->node->counters.caller_runs++; /* ours now */
     pthread_mutex_unlock(&self->mu);
     return rc;
 }
@@ -180,7 +182,7 @@ int cohort_node_run(cohort_node_baton_t *self, int timeout_ms, zmq_msg_t *slot)
         s_release(self, true);
         return COHORT_NODE_LEAD_STOPPED;
     }
-    return rc == 1 ? COHORT_NODE_LEAD_NEWS
+    return rc == 1   ? COHORT_NODE_LEAD_NEWS
            : rc == 2 ? COHORT_NODE_LEAD_SIGNAL
                      : COHORT_NODE_LEAD_TIMEOUT;
 }

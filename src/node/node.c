@@ -1991,7 +1991,8 @@ static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
     node_add_socket(self, zsock_resolve(self->pipe), s_on_pipe);
     node_loop_timer(self->loop, S_TICK_MS, 0, s_on_tick, self);
     /* Probe three times per probe_timeout, so a dead rung is noticed in time. */
-    self->ping_timer = node_loop_timer(self->loop, self->cfg->probe_timeout_ms / 3, 0, s_on_ping, self);
+    self->ping_timer =
+        node_loop_timer(self->loop, self->cfg->probe_timeout_ms / 3, 0, s_on_ping, self);
     COHORT_LOG(COHORT_LOG_INFO,
                "node.started node=%s cluster=%s listen=%s roster_serial=%" PRIu64 " peers=%zu",
                self->cfg->node_name, cohort_roster_cluster(self->id->roster), ep,

@@ -250,10 +250,10 @@ typedef struct {
      * the front does not count them */
     _Atomic uint64_t *inbox_bytes_shared;
     _Atomic int64_t *inbox_count_shared; /* messages in the inbox (node.h), or NULL */
-    bool batching;              /* emitted Data waits for s_batch_flush_all */
-    bool resending;             /* go-back-N from the tick: relayed Data leaves alone */
-    uint32_t tx_msgs;           /* messages in the envelope being sent (Relay.count) */
-    struct node_peer *deferred; /* a SEND answer held back for pacing */
+    bool batching;                       /* emitted Data waits for s_batch_flush_all */
+    bool resending;                      /* go-back-N from the tick: relayed Data leaves alone */
+    uint32_t tx_msgs;                    /* messages in the envelope being sent (Relay.count) */
+    struct node_peer *deferred;          /* a SEND answer held back for pacing */
     int64_t deferred_until;
     int ping_timer;             /* every links.probe_timeout / 3; remade when a reload changes it */
     int ack_timer;              /* one-shot: sends the acks held back (S_ACK_DELAY_MS), 0: none */

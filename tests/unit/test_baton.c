@@ -1,0 +1,302 @@
+/*
+ * Which thread runs a node (src/node/baton.c): an application thread that
+ * waits in cohort_request or cohort_recv runs the node itself; the node's
+ * own thread takes it back when the application is away.
+ */
+#include "testutil.h"
+
+#include "api.pb-c.h"
+#include "cluster.h"
+#include "cohort.h"
+
+#include <czmq.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { ALPHA, BETA, COUNT };
+
+static const cluster_member_t s_members[COUNT] = {
+    {.name = "alpha", .site = "hq", .run = true},
+    {.name = "beta", .site = "hq", .run = true},
+};
+
+static int setup(void **state)
+{
+    cluster_log_from_env();
+    cluster_t *c = cluster_new(s_members, COUNT);
+    cluster_wait_up(c, test_ms(10000));
+    *state = c;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    cluster_t *c = *state;
+    cluster_destroy(&c);
+    return 0;
+}
+
+static Cohort__Api__Counters *s_counters(cohort_t *node)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(cohort_info(node, "status", &buf, &len), COHORT_OK);
+    Cohort__Api__Response *r = cohort__api__response__unpack(NULL, len, buf);
+    free(buf);
+    assert_non_null(r);
+    assert_non_null(r->status_info);
+    Cohort__Api__Counters *k = r->status_info->counters;
+    r->status_info->counters = NULL;
+    cohort__api__response__free_unpacked(r, NULL);
+    return k;
+}
+
+/* The next message that is not an event; *suspects counts member.suspect
+ * and member.failed events seen on the way. */
+static cohort_msg_t *s_next(cohort_t *node, int ms, int *suspects)
+{
+    for (int64_t end = zclock_mono() + ms; zclock_mono() < end;) {
+        cohort_msg_t *m = cohort_recv(node, 50);
+        if (m && cohort_msg_kind(m) != COHORT_MSG_EVENT)
+            return m;
+        if (m && suspects && (!strcmp(cohort_msg_subject(m), "member.suspect") ||
+                              !strcmp(cohort_msg_subject(m), "member.failed")))
+            (*suspects)++;
+        cohort_msg_destroy(&m);
+    }
+    return NULL;
+}
+
+static void s_send(cohort_t *from, const char *to, const char *text)
+{
+    cohort_msg_t *m = cohort_msg_new("baton.test", text, strlen(text));
+    assert_int_equal(cohort_send(from, to, &m, test_ms(5000)), COHORT_OK);
+}
+
+static void s_expect(cohort_t *node, const char *text, int ms)
+{
+    cohort_msg_t *m = s_next(node, ms, NULL);
+    assert_non_null(m);
+    size_t len = 0;
+    const char *p = cohort_msg_payload(m, &len);
+    assert_int_equal(len, strlen(text));
+    assert_memory_equal(p, text, len);
+    cohort_msg_destroy(&m);
+}
+
+typedef struct {
+    cohort_t *node;
+    atomic_int stop;
+    int answered;
+} s_server_t;
+
+static void *s_server(void *arg)
+{
+    s_server_t *s = arg;
+    while (!atomic_load(&s->stop)) {
+        cohort_msg_t *m = cohort_recv(s->node, 50);
+        if (m && cohort_msg_kind(m) == COHORT_MSG_REQUEST) {
+            size_t len = 0;
+            const void *p = cohort_msg_payload(m, &len);
+            cohort_msg_t *reply = cohort_msg_new("", p, len);
+            if (cohort_reply(s->node, m, &reply) == COHORT_OK)
+                s->answered++;
+        }
+        cohort_msg_destroy(&m);
+    }
+    return NULL;
+}
+
+/* Both ends of a request/reply loop run their node in their own thread:
+ * every request and every wait for one is counted as a caller's run, and
+ * the replies are right (each carries its request's number). */
+static void test_requests_and_their_replies_run_in_the_callers_threads(void **state)
+{
+    cluster_t *c = *state;
+    cohort_t *client = c->nodes[BETA];
+    s_server_t s = {.node = c->nodes[ALPHA]};
+    atomic_init(&s.stop, 0);
+    assert_int_equal(cohort_serve(s.node, "echo"), COHORT_OK);
+    Cohort__Api__Counters *k0 = s_counters(client), *s0 = s_counters(s.node);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, s_server, &s), 0);
+    enum { N = 200 };
+    int ok = 0;
+    for (int i = 0; i < N; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "request %d", i);
+        cohort_msg_t *m = cohort_msg_new("", text, strlen(text)), *reply = NULL;
+        cohort_status_t st = cohort_request(client, "echo", &m, test_ms(5000), &reply);
+        if (st == COHORT_NO_RESPONDERS && ok == 0) {
+            /* alpha's interest has not reached beta yet */
+            cohort_msg_destroy(&reply);
+            zclock_sleep(20);
+            i--;
+            continue;
+        }
+        assert_int_equal(st, COHORT_OK);
+        size_t len = 0;
+        const char *p = cohort_msg_payload(reply, &len);
+        assert_int_equal(len, strlen(text));
+        assert_memory_equal(p, text, len);
+        cohort_msg_destroy(&reply);
+        ok++;
+    }
+    atomic_store(&s.stop, 1);
+    pthread_join(t, NULL);
+    assert_int_equal(ok, N);
+    assert_int_equal(s.answered, N);
+    Cohort__Api__Counters *k1 = s_counters(client), *s1 = s_counters(s.node);
+    /* one run per request at least (the request itself, then its wait) */
+    assert_true(k1->caller_runs - k0->caller_runs >= N);
+    /* the server's waits in cohort_recv and its replies */
+    assert_true(s1->caller_runs - s0->caller_runs >= N);
+    cohort__api__counters__free_unpacked(k0, NULL);
+    cohort__api__counters__free_unpacked(k1, NULL);
+    cohort__api__counters__free_unpacked(s0, NULL);
+    cohort__api__counters__free_unpacked(s1, NULL);
+    assert_int_equal(cohort_unserve(s.node, "echo"), COHORT_OK);
+}
+
+/* After a call, the application goes away: the node's own thread takes the
+ * node back, so what a peer sends meanwhile is received and acknowledged
+ * (the sender's window empties) while the application does not call. */
+static void test_the_node_is_run_while_the_application_is_away(void **state)
+{
+    cluster_t *c = *state;
+    cohort_t *alpha = c->nodes[ALPHA], *beta = c->nodes[BETA];
+    cohort_msg_t *m = cohort_recv(alpha, 100); /* alpha's thread runs it */
+    cohort_msg_destroy(&m);
+    Cohort__Api__Counters *a0 = s_counters(alpha);
+    for (int i = 0; i < 10; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "away %d", i);
+        s_send(beta, "alpha", text);
+    }
+    /* alpha's application calls nothing now; beta's window to alpha must
+     * empty all the same */
+    bool acked = false;
+    for (int64_t end = zclock_mono() + test_ms(5000); !acked && zclock_mono() < end;) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        assert_int_equal(cohort_info(beta, "peers", &buf, &len), COHORT_OK);
+        Cohort__Api__Response *r = cohort__api__response__unpack(NULL, len, buf);
+        free(buf);
+        assert_non_null(r);
+        for (size_t i = 0; i < r->n_peers; i++)
+            if (!strcmp(r->peers[i]->name, "alpha") && r->peers[i]->unacked == 0)
+                acked = true;
+        cohort__api__response__free_unpacked(r, NULL);
+        if (!acked)
+            zclock_sleep(10);
+    }
+    assert_true(acked);
+    for (int i = 0; i < 10; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "away %d", i);
+        s_expect(alpha, text, test_ms(2000));
+    }
+    Cohort__Api__Counters *a1 = s_counters(alpha);
+    /* and taking it back for those receives asked the node's thread to
+     * hand it over (it had taken it) */
+    assert_true(a1->actor_yields > a0->actor_yields);
+    cohort__api__counters__free_unpacked(a0, NULL);
+    cohort__api__counters__free_unpacked(a1, NULL);
+}
+
+typedef struct {
+    cohort_t *node;
+    int delay_ms;
+} s_later_t;
+
+static void *s_send_later(void *arg)
+{
+    s_later_t *l = arg;
+    zclock_sleep(l->delay_ms);
+    cohort_msg_t *m = cohort_msg_new("baton.test", "late", 4);
+    cohort_send(l->node, "alpha", &m, 5000);
+    return NULL;
+}
+
+/* A long wait in cohort_recv runs the node all along: its timers (the
+ * membership protocol's probes and answers) keep going, so the peer never
+ * suspects it, and a message that comes in the middle ends the wait. */
+static void test_a_long_wait_keeps_the_node_alive_and_ends_when_a_message_comes(void **state)
+{
+    cluster_t *c = *state;
+    cohort_t *alpha = c->nodes[ALPHA], *beta = c->nodes[BETA];
+    int suspects = 0;
+    cohort_msg_t *m = NULL;
+    while ((m = cohort_recv(beta, 0))) /* beta's events so far */
+        cohort_msg_destroy(&m);
+    s_later_t later = {.node = beta, .delay_ms = 1500};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, s_send_later, &later), 0);
+    int64_t t0 = zclock_mono();
+    m = s_next(alpha, test_ms(6000), &suspects);
+    int64_t waited = zclock_mono() - t0;
+    pthread_join(t, NULL);
+    assert_non_null(m);
+    assert_string_equal(cohort_msg_subject(m), "baton.test");
+    cohort_msg_destroy(&m);
+    assert_true(waited >= 1400);
+    /* alpha keeps waiting, past several probe periods */
+    m = s_next(alpha, 3000, &suspects);
+    assert_null(m);
+    assert_int_equal(suspects, 0);
+    while ((m = cohort_recv(beta, 0))) {
+        assert_string_not_equal(cohort_msg_subject(m), "member.suspect");
+        assert_string_not_equal(cohort_msg_subject(m), "member.failed");
+        cohort_msg_destroy(&m);
+    }
+}
+
+/* An application that switches to polling cohort_fd after blocking calls
+ * still hears every message: its descriptor fires again (a read found the
+ * inbox empty before it went back to poll). */
+static void test_the_pollable_fd_still_fires_after_blocking_calls(void **state)
+{
+    cluster_t *c = *state;
+    cohort_t *alpha = c->nodes[ALPHA], *beta = c->nodes[BETA];
+    s_send(beta, "alpha", "first");
+    s_expect(alpha, "first", test_ms(5000)); /* a blocking receive */
+    cohort_msg_t *m = NULL;
+    while ((m = cohort_recv(alpha, 0)))
+        cohort_msg_destroy(&m);
+    struct pollfd pfd = {.fd = cohort_fd(alpha), .events = POLLIN};
+    for (int round = 0; round < 3; round++) {
+        char text[16];
+        snprintf(text, sizeof text, "polled %d", round);
+        s_send(beta, "alpha", text);
+        bool got = false;
+        for (int64_t end = zclock_mono() + test_ms(5000); !got && zclock_mono() < end;) {
+            int n = poll(&pfd, 1, 100);
+            assert_true(n >= 0);
+            if (n == 0)
+                continue; /* only when the descriptor says so */
+            while ((m = cohort_recv(alpha, 0))) {
+                size_t len = 0;
+                const char *p = cohort_msg_payload(m, &len);
+                got |= cohort_msg_kind(m) == COHORT_MSG_UNICAST && len == strlen(text) &&
+                       !memcmp(p, text, len);
+                cohort_msg_destroy(&m);
+            }
+        }
+        assert_true(got);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_requests_and_their_replies_run_in_the_callers_threads),
+        cmocka_unit_test(test_the_node_is_run_while_the_application_is_away),
+        cmocka_unit_test(test_a_long_wait_keeps_the_node_alive_and_ends_when_a_message_comes),
+        cmocka_unit_test(test_the_pollable_fd_still_fires_after_blocking_calls),
+    };
+    return cmocka_run_group_tests_name("baton", tests, setup, teardown);
+}
