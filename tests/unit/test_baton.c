@@ -63,8 +63,9 @@ static cohort_msg_t *s_next(cohort_t *node, int ms, int *suspects)
         cohort_msg_t *m = cohort_recv(node, 50);
         if (m && cohort_msg_kind(m) != COHORT_MSG_EVENT)
             return m;
-        if (m && suspects && (!strcmp(cohort_msg_subject(m), "member.suspect") ||
-                              !strcmp(cohort_msg_subject(m), "member.failed")))
+        if (m && suspects &&
+            (!strcmp(cohort_msg_subject(m), "member.suspect") ||
+             !strcmp(cohort_msg_subject(m), "member.failed")))
             (*suspects)++;
         cohort_msg_destroy(&m);
     }
