@@ -8,8 +8,14 @@
  * first), serves services, publishes and subscribes to topics (`*` matches
  * one token, `>` the rest), and receives messages and events.
  *
+ * While your thread waits in a call (cohort_request, cohort_recv with a
+ * timeout) it runs the node itself, so a reply wakes it directly; the
+ * background thread takes the node back within a few milliseconds of your
+ * thread leaving the library.
+ *
  * Threads: a cohort_t is used from one thread at a time (any thread); calls
- * block only as documented. Messages are owned by whoever holds the pointer:
+ * block only as documented. Do not cancel a thread inside a cohort call: it
+ * may be running the node. Messages are owned by whoever holds the pointer:
  * functions taking `cohort_msg_t **msg_p` take ownership and set *msg_p to
  * NULL, whatever they return.
  *

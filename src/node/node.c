@@ -1906,10 +1906,15 @@ void node_exec(node_t *self, zmq_msg_t *cmd, bool pipe_first)
     size_t n = zmq_msg_size(cmd);
     assert(n > COHORT_NODE_CMD_HEAD && d[0] >= COHORT_NODE_CMD_SEND &&
            d[0] <= COHORT_NODE_CMD_CALL);
+    /* as in a handler: what it sends on is asked in the settle below, not
+     * by a loop turn (node_touched) */
+    bool settling = self->zsock_settling;
+    self->zsock_settling = true;
     self->batching = true;
     s_cmd_send_bin(self, cmd);
     zmq_msg_close(cmd);
     s_batch_flush_all(self);
+    self->zsock_settling = settling;
     node_zsocks_settle(self);
 }
 
