@@ -8,10 +8,11 @@
  *
  * A call that would wait for the node runs it instead (node.h, baton.c):
  * cohort_request and cohort_recv with a timeout run the node's loop in the
- * caller's thread until something reaches the inbox, a command's answer
- * the same, and a command without an answer is run at once when nobody
- * runs the node. The caller's thread then does what the actor's did, and
- * a reply wakes the caller directly.
+ * caller's thread until something reaches the application, a command's
+ * answer the same, and a request or a reply is run at once in the caller's
+ * thread when nobody runs the node (other commands go on the pipe and wake
+ * the actor, to be batched). The caller's thread then does what the
+ * actor's did, and a reply wakes the caller directly.
  */
 #include "cohort.h"
 #include "config/config.h"
