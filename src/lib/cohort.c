@@ -406,7 +406,7 @@ void cohort_close(cohort_t **self_p)
 static void s_await_answer(cohort_t *self)
 {
     while (!(zsock_events(self->actor) & ZMQ_POLLIN))
-        if (cohort_node_lead(self->baton, self->actor, -1, false) != COHORT_NODE_LEAD_NEWS)
+        if (cohort_node_lead(self->baton, -1) != COHORT_NODE_LEAD_NEWS)
             return;
 }
 
@@ -697,14 +697,17 @@ static char *s_part_str(zmq_msg_t *part)
 
 /* One inbox message (node.h: 'D' sender NUL msg, or "E" type node reason,
  * n parts) as a message; NULL for one that does not decode. counted: it
- * came through the inbox, whose bytes the node counted. */
-static cohort_msg_t *s_parse(cohort_t *self, zmq_msg_t *part, size_t n, bool counted)
+ * came through the inbox, whose bytes the node counted. *is_data: it was a
+ * delivery. */
+static cohort_msg_t *s_parse(cohort_t *self, zmq_msg_t *part, size_t n, bool counted,
+                             bool *is_data_p)
 {
     cohort_msg_t *msg = NULL;
     const char *type = zmq_msg_data(&part[0]);
     size_t size = zmq_msg_size(&part[0]);
     const char *nul = size > 1 ? memchr(type + 1, 0, size - 1) : NULL;
     bool is_data = n == 1 && size > 1 && type[0] == 'D';
+    *is_data_p = is_data;
     if (is_data && counted)
         atomic_fetch_sub(&self->inbox_bytes, size);
     if (is_data && nul) {
@@ -754,9 +757,8 @@ static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
         if (n == 0)
             return NULL;
         atomic_fetch_sub(&self->inbox_count, 1);
-        cohort_msg_t *msg = s_parse(self, part, n, true);
-        bool is_data = n == 1 && zmq_msg_size(&part[0]) > 1 &&
-                       ((const char *)zmq_msg_data(&part[0]))[0] == 'D';
+        bool is_data = false;
+        cohort_msg_t *msg = s_parse(self, part, n, true, &is_data);
         for (size_t i = 0; i < n; i++)
             zmq_msg_close(&part[i]);
         /* no recursion: a peer may have sent any number of undecodable
@@ -788,8 +790,9 @@ static cohort_msg_t *s_next_held(cohort_t *self, int timeout_ms, int *how)
     zmq_msg_t slot;
     zmq_msg_init(&slot);
     *how = cohort_node_run(self->baton, timeout_ms, &slot);
+    bool is_data = false;
     if (zmq_msg_size(&slot))
-        msg = s_parse(self, &slot, 1, false);
+        msg = s_parse(self, &slot, 1, false, &is_data);
     zmq_msg_close(&slot);
     return msg ? msg : s_poll_inbox(self);
 }

@@ -187,9 +187,9 @@ int cohort_node_run(cohort_node_baton_t *self, int timeout_ms, zmq_msg_t *slot)
                      : COHORT_NODE_LEAD_TIMEOUT;
 }
 
-int cohort_node_lead(cohort_node_baton_t *self, void *front_pipe, int timeout_ms, bool from_actor)
+int cohort_node_lead(cohort_node_baton_t *self, int timeout_ms)
 {
-    int rc = cohort_node_take(self, front_pipe, from_actor);
+    int rc = cohort_node_take(self, NULL, false);
     if (rc != COHORT_NODE_HELD)
         return rc;
     rc = cohort_node_run(self, timeout_ms, NULL);

@@ -89,12 +89,10 @@ typedef struct cohort_node_baton cohort_node_baton_t;
 cohort_node_baton_t *cohort_node_baton_new(void);
 void cohort_node_baton_destroy(cohort_node_baton_t **self_p);
 
-/* The front runs the node in its own thread until the node wrote to the
- * pipe or the inbox (NEWS), timeout_ms passed (-1: no limit), or a signal
- * came. It takes the node at once when nobody runs it; from the actor it
- * takes it only if from_actor (asking it to yield: two wakeups), else
- * returns ACTOR and the front waits for the actor as before. front_pipe
- * is the front's end of the actor pipe. */
+/* lead: the front runs the node in its own thread until the node wrote
+ * to the pipe or the inbox (NEWS), timeout_ms passed (-1: no limit), or a
+ * signal came, if nobody runs it; if the actor does, returns ACTOR (the
+ * front waits for the actor as before). */
 enum {
     COHORT_NODE_LEAD_TIMEOUT,
     COHORT_NODE_LEAD_NEWS,
@@ -103,9 +101,11 @@ enum {
     COHORT_NODE_LEAD_STOPPED,
     COHORT_NODE_HELD,
 };
-int cohort_node_lead(cohort_node_baton_t *self, void *front_pipe, int timeout_ms, bool from_actor);
+int cohort_node_lead(cohort_node_baton_t *self, int timeout_ms);
 /* The same in steps. take: HELD (the front now runs the node), or ACTOR,
- * or STOPPED. While held: exec runs a binary command (node.h) as if it
+ * or STOPPED; from the actor it takes the node only if from_actor (asking
+ * it to yield on front_pipe, the front's end of the actor pipe: two
+ * wakeups). While held: exec runs a binary command (node.h) as if it
  * came on the pipe, closing cmd, without the pipe (pipe_first: after
  * what the front put on the pipe before, if still there); run runs the loop as
  * lead does, and a delivery made while the inbox is empty goes to *slot

@@ -3,6 +3,7 @@
  */
 #include "testutil.h"
 
+#include "api.pb-c.h"
 #include "cluster.h"
 #include "pki/cert.h"
 #include "roster/roster.h"
@@ -347,4 +348,19 @@ void cluster_start(cluster_t *c, int i)
 void cluster_stop(cluster_t *c, int i)
 {
     cohort_close(&c->nodes[i]);
+}
+
+Cohort__Api__Counters *cluster_counters(cohort_t *node)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(cohort_info(node, "status", &buf, &len), COHORT_OK);
+    Cohort__Api__Response *r = cohort__api__response__unpack(NULL, len, buf);
+    free(buf);
+    assert_non_null(r);
+    assert_non_null(r->status_info);
+    Cohort__Api__Counters *c = r->status_info->counters;
+    r->status_info->counters = NULL;
+    cohort__api__response__free_unpacked(r, NULL);
+    return c;
 }

@@ -9,6 +9,7 @@
 #ifndef COHORT_TEST_CLUSTER_H
 #define COHORT_TEST_CLUSTER_H
 
+#include "api.pb-c.h"
 #include "cohort.h"
 #include "pki/cert.h"
 #include "pki/key.h"
@@ -66,6 +67,9 @@ cohort_msg_t *cluster_next(cluster_t *c, int i, int ms);
 void cluster_z85(const cluster_t *c, int i, char pub[41], char sec[41]);
 /* Installs a debug log sink if COHORT_TEST_LOG is set. */
 void cluster_log_from_env(void);
+/* node's counters (from its status); the caller frees them with
+ * cohort__api__counters__free_unpacked. Fails the test if status fails. */
+Cohort__Api__Counters *cluster_counters(cohort_t *node);
 
 /* Roster changes. The CA key is kept in the cluster's directory (ca.key). */
 /* The roster cluster_new wrote (roster.yaml). Caller frees. */

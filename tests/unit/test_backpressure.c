@@ -26,21 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static Cohort__Api__Counters *s_counters(cohort_t *node)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    assert_int_equal(cohort_info(node, "status", &buf, &len), COHORT_OK);
-    Cohort__Api__Response *r = cohort__api__response__unpack(NULL, len, buf);
-    free(buf);
-    assert_non_null(r);
-    assert_non_null(r->status_info);
-    Cohort__Api__Counters *c = r->status_info->counters;
-    r->status_info->counters = NULL;
-    cohort__api__response__free_unpacked(r, NULL);
-    return c;
-}
-
 /* Until node's link to peer is on the direct rung: its link.changed event
  * is in the inbox by then, not one that a full inbox would drop (and count
  * in delivery_dropped) later. */
@@ -69,7 +54,7 @@ static uint64_t s_wait_deferred(cohort_t *node)
 {
     uint64_t deferred = 0;
     for (int i = 0; i < 200 && deferred == 0; i++) {
-        Cohort__Api__Counters *k = s_counters(node);
+        Cohort__Api__Counters *k = cluster_counters(node);
         deferred = k->delivery_deferred;
         cohort__api__counters__free_unpacked(k, NULL);
         if (!deferred)
@@ -153,7 +138,7 @@ static void test_a_slow_reader_defers_messages_and_loses_none(void **state)
         }
         cohort_msg_destroy(&m);
     }
-    Cohort__Api__Counters *k = s_counters(c->nodes[0]);
+    Cohort__Api__Counters *k = cluster_counters(c->nodes[0]);
     assert_int_equal(k->delivery_dropped, 0);
     print_message("deferred %llu deliveries, dropped %llu\n",
                   (unsigned long long)k->delivery_deferred,
@@ -197,11 +182,11 @@ static void test_interest_that_found_the_window_full_is_sent_later(void **state)
     }
     assert_int_equal(full_for, 25);
     /* beta's interest in "late.svc" does not fit the window now */
-    Cohort__Api__Counters *k = s_counters(c->nodes[1]);
+    Cohort__Api__Counters *k = cluster_counters(c->nodes[1]);
     uint64_t full = k->queue_full;
     cohort__api__counters__free_unpacked(k, NULL);
     assert_int_equal(cohort_serve(c->nodes[1], "late.svc"), COHORT_OK);
-    k = s_counters(c->nodes[1]);
+    k = cluster_counters(c->nodes[1]);
     assert_true(k->queue_full > full); /* the interest was refused */
     cohort__api__counters__free_unpacked(k, NULL);
     /* alpha reads everything: the window empties */
@@ -266,7 +251,7 @@ static void test_unread_bytes_are_bounded_too(void **state)
      * defers them */
     assert_true(s_wait_deferred(c->nodes[0]) > 0);
     s_read_numbered(c, 0, N, SIZE);
-    Cohort__Api__Counters *k = s_counters(c->nodes[0]);
+    Cohort__Api__Counters *k = cluster_counters(c->nodes[0]);
     assert_int_equal(k->delivery_dropped, 0);
     print_message("16 KiB messages: deferred %llu deliveries, dropped %llu\n",
                   (unsigned long long)k->delivery_deferred,
@@ -298,7 +283,7 @@ static void test_batches_fit_a_small_max_message_size(void **state)
     assert_true(s_wait_deferred(c->nodes[0]) > 0);
     zclock_sleep(1000); /* beta's resend timer fires: its window goes again */
     s_read_numbered(c, 0, N, SIZE);
-    Cohort__Api__Counters *k = s_counters(c->nodes[0]);
+    Cohort__Api__Counters *k = cluster_counters(c->nodes[0]);
     assert_int_equal(k->oversized_dropped, 0);
     print_message("%d messages of %d bytes in %llu frames\n", N, SIZE,
                   (unsigned long long)k->messages_in);
@@ -500,7 +485,7 @@ static void s_read_slowly(cohort_t *node, int rate, int ms, s_stream_t *streams,
                              streams[i].sender, S_CAP);
             }
             int64_t asked = zclock_mono();
-            Cohort__Api__Counters *k = s_counters(node);
+            Cohort__Api__Counters *k = cluster_counters(node);
             cohort__api__counters__free_unpacked(k, NULL);
             if (zclock_mono() - asked > test_ms(1000))
                 fail_msg("the node took %lld ms to answer a status request",
@@ -566,7 +551,7 @@ static int s_check_prompt(const s_sender_t *quiet, int sent, const s_stream_t *s
  * when an ack comes later than the 200 ms resend timeout. */
 static void s_check_not_resent(cohort_t *quiet, int sent)
 {
-    Cohort__Api__Counters *k = s_counters(quiet);
+    Cohort__Api__Counters *k = cluster_counters(quiet);
     uint64_t resent = k->resent;
     cohort__api__counters__free_unpacked(k, NULL);
     print_message("the quiet peer resent %" PRIu64 " messages, sent %d\n", resent, sent);
@@ -636,7 +621,7 @@ static void test_a_flooding_peer_is_throttled_and_a_quiet_peer_keeps_flowing(voi
     s_read_all(r, streams, sent, 2);
 
     s_rx_t rf = s_rx(r, "flooder"), rh = s_rx(r, "quiet");
-    Cohort__Api__Counters *k = s_counters(r);
+    Cohort__Api__Counters *k = cluster_counters(r);
     assert_true(rf.throttled > 0);
     assert_int_equal(rh.throttled, 0);
     assert_int_equal(rf.peak, S_CAP); /* filled to its limit, never past it */
@@ -752,7 +737,7 @@ static void test_a_hostile_flood_outside_the_session_protocol_stays_bounded(void
     h = (s_sender_t){.node = c->nodes[H], .to = "receiver", .subject = "quiet", .gap_ms = 20};
     s_stream_t streams[2] = {{.sender = "quiet", .next = 1},
                              {.sender = "rogue", .unnumbered = true, .next = 1}};
-    Cohort__Api__Counters *k0 = s_counters(r);
+    Cohort__Api__Counters *k0 = cluster_counters(r);
     assert_int_equal(pthread_create(&x.thread, NULL, s_hostile_main, &x), 0);
     s_sender_start(&h);
 
@@ -786,7 +771,7 @@ static void test_a_hostile_flood_outside_the_session_protocol_stays_bounded(void
     /* The rogue got its queue's worth and no more: its numbered Data was
      * taken back once its queue was full (and, never resent, ended its
      * stream there), its unreliable Data dropped and counted. */
-    Cohort__Api__Counters *k = s_counters(r);
+    Cohort__Api__Counters *k = cluster_counters(r);
     rogue = s_rx(r, "rogue");
     assert_int_equal(rogue.peak, S_CAP);
     assert_true(rogue.throttled >= 1);
@@ -829,7 +814,7 @@ static void test_a_removed_members_waiting_deliveries_are_dropped_and_counted(vo
     s_rx_t waiting = s_rx(r, "flooder");
     assert_int_equal(waiting.queued, S_CAP);
     assert_true(s_rx(r, "quiet").queued > 0);
-    Cohort__Api__Counters *k0 = s_counters(r);
+    Cohort__Api__Counters *k0 = cluster_counters(r);
 
     /* The roster without the flooder, pushed to the receiver. */
     size_t len = 0;
@@ -851,7 +836,7 @@ static void test_a_removed_members_waiting_deliveries_are_dropped_and_counted(vo
 
     /* Its 500 waiting deliveries are gone and counted (with node events
      * the full inbox had no room for); the quiet peer's still wait. */
-    Cohort__Api__Counters *k1 = s_counters(r);
+    Cohort__Api__Counters *k1 = cluster_counters(r);
     assert_true(k1->delivery_dropped >= k0->delivery_dropped + S_CAP);
     assert_true(s_rx(r, "quiet").queued > 0);
     cohort__api__counters__free_unpacked(k0, NULL);

@@ -40,21 +40,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static Cohort__Api__Counters *s_counters(cohort_t *node)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    assert_int_equal(cohort_info(node, "status", &buf, &len), COHORT_OK);
-    Cohort__Api__Response *r = cohort__api__response__unpack(NULL, len, buf);
-    free(buf);
-    assert_non_null(r);
-    assert_non_null(r->status_info);
-    Cohort__Api__Counters *k = r->status_info->counters;
-    r->status_info->counters = NULL;
-    cohort__api__response__free_unpacked(r, NULL);
-    return k;
-}
-
 /* The next message that is not an event; *suspects counts member.suspect
  * and member.failed events seen on the way. */
 static cohort_msg_t *s_next(cohort_t *node, int ms, int *suspects)
@@ -122,7 +107,7 @@ static void test_requests_and_their_replies_run_in_the_callers_threads(void **st
     s_server_t s = {.node = c->nodes[ALPHA]};
     atomic_init(&s.stop, 0);
     assert_int_equal(cohort_serve(s.node, "echo"), COHORT_OK);
-    Cohort__Api__Counters *k0 = s_counters(client), *s0 = s_counters(s.node);
+    Cohort__Api__Counters *k0 = cluster_counters(client), *s0 = cluster_counters(s.node);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, s_server, &s), 0);
     enum { N = 200 };
@@ -152,7 +137,7 @@ static void test_requests_and_their_replies_run_in_the_callers_threads(void **st
     pthread_join(t, NULL);
     assert_int_equal(ok, N);
     assert_int_equal(s.answered, N);
-    Cohort__Api__Counters *k1 = s_counters(client), *s1 = s_counters(s.node);
+    Cohort__Api__Counters *k1 = cluster_counters(client), *s1 = cluster_counters(s.node);
     /* one run per request at least (the request itself, then its wait) */
     assert_true(k1->caller_runs - k0->caller_runs >= N);
     /* the server's waits in cohort_recv and its replies */
@@ -173,7 +158,7 @@ static void test_the_node_is_run_while_the_application_is_away(void **state)
     cohort_t *alpha = c->nodes[ALPHA], *beta = c->nodes[BETA];
     cohort_msg_t *m = cohort_recv(alpha, 100); /* alpha's thread runs it */
     cohort_msg_destroy(&m);
-    Cohort__Api__Counters *a0 = s_counters(alpha);
+    Cohort__Api__Counters *a0 = cluster_counters(alpha);
     for (int i = 0; i < 10; i++) {
         char text[16];
         snprintf(text, sizeof text, "away %d", i);
@@ -202,7 +187,7 @@ static void test_the_node_is_run_while_the_application_is_away(void **state)
         snprintf(text, sizeof text, "away %d", i);
         s_expect(alpha, text, test_ms(2000));
     }
-    Cohort__Api__Counters *a1 = s_counters(alpha);
+    Cohort__Api__Counters *a1 = cluster_counters(alpha);
     /* and taking it back for those receives asked the node's thread to
      * hand it over (it had taken it) */
     assert_true(a1->actor_yields > a0->actor_yields);
