@@ -195,7 +195,10 @@ int cohort_api_client_request(cohort_api_client_t *self, Cohort__Api__ApiRequest
     for (;;) {
         if (zmq_send(sock, buf, len, ZMQ_DONTWAIT) >= 0)
             break;
-        if (zmq_errno() != EAGAIN) {
+        /* EINTR: a signal came during the send (cohortctl stream stops on
+         * SIGINT between sends): it is not the node's fault; try again
+         * unless the caller asked to stop on signals (checked below) */
+        if (zmq_errno() != EAGAIN && zmq_errno() != EINTR) {
             s_unreachable(self, err, zmq_strerror(zmq_errno()));
             goto out;
         }
