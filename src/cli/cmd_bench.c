@@ -251,11 +251,11 @@ static void s_json(const s_case_run_t *runs, size_t n, int rounds, bool quick,
 static void s_progress(const s_case_run_t *r, int impl, int round, int rounds)
 {
     const cohort_bench_sample_t *s = &r->s[impl][round];
-    char a[32], b[32];
+    char a[32];
     fprintf(stderr, "round %d/%d: %-12s %-6s %s %s", round + 1, rounds, r->c->name,
             impl ? "raw" : "cohort", s_num(s->metric[0], a, sizeof a), r->c->metrics[0].label);
-    if (r->c->metrics[1].name)
-        fprintf(stderr, ", %s %s", s_num(s->metric[1], b, sizeof b), r->c->metrics[1].label);
+    for (int m = 1; m < COHORT_BENCH_METRICS && r->c->metrics[m].name; m++)
+        fprintf(stderr, ", %s %s", s_num(s->metric[m], a, sizeof a), r->c->metrics[m].label);
     fprintf(stderr, " (%.2f s, %llu msgs)\n", s->seconds, (unsigned long long)s->received);
 }
 

@@ -96,7 +96,9 @@ static const cohort_bench_case_t s_cases[] = {
      COHORT_BENCH_REQREP,
      64,
      0,
-     {{"p50_us", "p50 us", true}, {"p99_us", "p99 us", true}}},
+     {{"p50_us", "p50 us", true},
+      {"p99_us", "p99 us", true},
+      {"app_cpu_us", "app CPU us/RT", true}}},
     {"overload-1k",
      "overload",
      COHORT_BENCH_OVERLOAD,
@@ -435,13 +437,29 @@ static void *s_cohort_server(void *arg)
     return NULL;
 }
 
-/* p50 and p99 of n round trips (in µs) into out. */
-static void s_latency(double *rtt, size_t n, int64_t t0, int64_t t1, cohort_bench_sample_t *out)
+/* CPU time a thread has used, in µs (0 if it cannot be read). */
+static double s_cpu_us(pthread_t t)
+{
+    clockid_t id;
+    struct timespec ts;
+    if (pthread_getcpuclockid(t, &id) != 0 || clock_gettime(id, &ts) != 0)
+        return 0;
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/* p50 and p99 of n round trips (in µs), and the CPU time the client's and
+ * the server's threads used per round trip (cpu: their sum over the
+ * measured part), into out. The CPU figure is the work on the round trip's
+ * path in the application's threads (the node runs there while they wait):
+ * it moves far less with the machine's load than the latency does. */
+static void s_latency(double *rtt, size_t n, int64_t t0, int64_t t1, double cpu,
+                      cohort_bench_sample_t *out)
 {
     out->received = out->sent = n;
     out->seconds = (double)(t1 - t0) / 1e6;
     out->metric[0] = cohort_benchkit_percentile(rtt, n, 50);
     out->metric[1] = cohort_benchkit_percentile(rtt, n, 99);
+    out->metric[2] = n ? cpu / (double)n : 0;
 }
 
 static int s_cohort_reqrep(cohort_bench_t *self, const cohort_bench_case_t *c,
@@ -474,6 +492,7 @@ static int s_cohort_reqrep(cohort_bench_t *self, const cohort_bench_case_t *c,
     }
     s_tag(buf, self->tag, S_DATA);
     S_PROFILE_START();
+    double cpu0 = s_cpu_us(pthread_self()) + s_cpu_us(t);
     int64_t t0 = s_now(), end = t0 + (int64_t)self->opts.duration_ms * 1000, t1 = t0;
     while (t1 < end && n < S_LAT_MAX) {
         cohort_msg_t *m = cohort_msg_new("", buf, c->size), *reply = NULL;
@@ -492,7 +511,7 @@ static int s_cohort_reqrep(cohort_bench_t *self, const cohort_bench_case_t *c,
         rtt[n++] = (double)(t1 - a);
     }
     S_PROFILE_DUMP("reqrep cohort");
-    s_latency(rtt, n, t0, t1, out);
+    s_latency(rtt, n, t0, t1, s_cpu_us(pthread_self()) + s_cpu_us(t) - cpu0, out);
     rc = 0;
 out:
     atomic_store(&s.stop, 1);
@@ -1043,6 +1062,7 @@ static int s_raw_reqrep(cohort_bench_t *self, const cohort_bench_case_t *c,
     }
     s_tag(buf, self->tag, S_DATA);
     S_PROFILE_START();
+    double cpu0 = s_cpu_us(pthread_self()) + s_cpu_us(t);
     int64_t t0 = s_now(), end = t0 + (int64_t)self->opts.duration_ms * 1000, t1 = t0;
     while (t1 < end && n < S_LAT_MAX) {
         int64_t a = s_now();
@@ -1057,7 +1077,7 @@ static int s_raw_reqrep(cohort_bench_t *self, const cohort_bench_case_t *c,
         rtt[n++] = (double)(t1 - a);
     }
     S_PROFILE_DUMP("reqrep raw");
-    s_latency(rtt, n, t0, t1, out);
+    s_latency(rtt, n, t0, t1, s_cpu_us(pthread_self()) + s_cpu_us(t) - cpu0, out);
     rc = 0;
 out:
     if (on) {

@@ -36,7 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define COHORT_BENCH_METRICS 2
+#define COHORT_BENCH_METRICS 3
 
 typedef enum {
     COHORT_BENCH_COHORT = 0,

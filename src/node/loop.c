@@ -1,5 +1,5 @@
-/*  The node's event loop: descriptors polled with poll(2), timers kept by
- *  libzmq's zmq_timers.
+/*  The node's event loop: descriptors watched with epoll(7) (level
+ *  triggered), timers kept by libzmq's zmq_timers.
  *
  *  It replaces zloop because the node is not always run by its actor's
  *  thread: an application thread waiting in a blocking call runs it itself
@@ -7,13 +7,20 @@
  *  "now" each time it is entered, so a loop entered once per request would
  *  never fire its 50 ms tick; here a timer's deadline is kept across runs,
  *  whoever runs them.
+ *
+ *  epoll rather than poll(2): a thread that waits here sleeps once per
+ *  request on every descriptor of the node (its sockets, monitors and
+ *  pipe: 7 in a two-node cluster, 4 more per peer), and a sleeping poll(2)
+ *  asks each of them three times and queues and unqueues a wait entry on
+ *  each; epoll_wait does the work for the ready ones only.
  */
 
 #include "node/node_impl.h"
 #include "util/mem.h"
 
 #include <errno.h>
-#include <poll.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 typedef struct {
     node_loop_t *loop;
@@ -34,8 +41,9 @@ struct node_loop {
     s_timer_t **timer;
     size_t timer_count, timer_cap;
     s_poller_t *poller;
-    struct pollfd *pollfd;
+    struct epoll_event *ready; /* room for one event per poller */
     size_t poller_count, poller_cap;
+    int epfd;
     uint64_t changes; /* bumped when a poller comes or goes */
     int rc;           /* -1 once a handler asked to stop */
 };
@@ -45,6 +53,11 @@ node_loop_t *node_loop_new(void)
     node_loop_t *self = cohort_calloc(1, sizeof *self);
     self->timers = zmq_timers_new();
     assert(self->timers);
+    self->epfd = epoll_create1(EPOLL_CLOEXEC);
+    assert(self->epfd >= 0); /* fails only out of descriptors or memory */
+    self->poller_cap = 16;
+    self->poller = cohort_calloc(self->poller_cap, sizeof *self->poller);
+    self->ready = cohort_calloc(self->poller_cap, sizeof *self->ready);
     return self;
 }
 
@@ -58,7 +71,8 @@ void node_loop_destroy(node_loop_t **self_p)
         free(self->timer[i]);
     free(self->timer);
     free(self->poller);
-    free(self->pollfd);
+    free(self->ready);
+    close(self->epfd);
     free(self);
     *self_p = NULL;
 }
@@ -72,10 +86,12 @@ int node_loop_poller(node_loop_t *self, int fd, node_poll_fn *fn, void *arg)
     if (self->poller_count == self->poller_cap) {
         self->poller_cap = self->poller_cap ? self->poller_cap * 2 : 16;
         self->poller = cohort_realloc(self->poller, self->poller_cap * sizeof *self->poller);
-        self->pollfd = cohort_realloc(self->pollfd, self->poller_cap * sizeof *self->pollfd);
+        self->ready = cohort_realloc(self->ready, self->poller_cap * sizeof *self->ready);
     }
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    if (epoll_ctl(self->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        return -1;
     self->poller[self->poller_count] = (s_poller_t){.fd = fd, .fn = fn, .arg = arg};
-    self->pollfd[self->poller_count] = (struct pollfd){.fd = fd, .events = POLLIN};
     self->poller_count++;
     self->changes++;
     return 0;
@@ -87,7 +103,8 @@ void node_loop_poller_end(node_loop_t *self, int fd)
         if (self->poller[i].fd == fd) {
             size_t rest = self->poller_count - i - 1;
             memmove(&self->poller[i], &self->poller[i + 1], rest * sizeof *self->poller);
-            memmove(&self->pollfd[i], &self->pollfd[i + 1], rest * sizeof *self->pollfd);
+            /* fails only if fd is already closed, which removed it */
+            (void)epoll_ctl(self->epfd, EPOLL_CTL_DEL, fd, NULL);
             self->poller_count--;
             self->changes++;
             return;
@@ -158,21 +175,23 @@ int node_loop_run(node_loop_t *self, int timeout_ms, const bool *stop, bool retu
         }
         if (stop && *stop)
             wait = 0; /* a pass for what is pending, then back */
-        int n = poll(self->pollfd, self->poller_count, (int)wait);
+        int n = epoll_wait(self->epfd, self->ready, (int)self->poller_cap, (int)wait);
         if (n < 0 && errno == EINTR && return_on_signal)
             return 2;
         uint64_t changes = self->changes;
         zmq_timers_execute(self->timers);
-        /* A poller that a timer ended is not called: its entry is gone.
-         * Whatever else was ready stays ready for the next poll. */
-        for (size_t i = 0; n > 0 && i < self->poller_count && self->rc != -1; i++) {
-            if (self->changes != changes)
-                break;
-            if (!self->pollfd[i].revents)
+        /* A poller that a timer or a handler ended is not called: its entry
+         * is gone. Whatever else was ready stays ready (level-triggered) for
+         * the next wait. */
+        for (int i = 0; i < n && self->rc != -1 && self->changes == changes; i++) {
+            s_poller_t *found = NULL;
+            for (size_t k = 0; k < self->poller_count && !found; k++)
+                if (self->poller[k].fd == self->ready[i].data.fd)
+                    found = &self->poller[k];
+            if (!found)
                 continue;
-            s_poller_t p = self->poller[i];
-            zmq_pollitem_t item = {NULL, p.fd, POLLIN, self->pollfd[i].revents};
-            self->pollfd[i].revents = 0;
+            s_poller_t p = *found;
+            zmq_pollitem_t item = {NULL, p.fd, ZMQ_POLLIN, (short)ZMQ_POLLIN};
             if (p.fn(self, &item, p.arg) == -1)
                 self->rc = -1;
         }

@@ -455,7 +455,7 @@ static void s_dealer_start(node_t *self, node_peer_t *p)
         return;
     }
     node_add_socket(self, p->monitor, s_on_monitor);
-    node_add_socket(self, p->dealer, s_on_dealer);
+    node_add_reader(self, p->dealer, s_on_dealer);
 }
 
 static void s_dealer_stop(node_t *self, node_peer_t *p)
@@ -693,7 +693,6 @@ static void s_handle_message(node_t *self, node_peer_t *from, node_msg_t *msg, c
 
 /* ---- overlay input ---- */
 
-int node_add_socket(node_t *self, void *sock, node_poll_fn *fn);
 static int s_on_monitor(node_loop_t *loop, zmq_pollitem_t *item, void *arg);
 static int s_on_dealer(node_loop_t *loop, zmq_pollitem_t *item, void *arg);
 
@@ -780,7 +779,7 @@ bool node_peer_learn_endpoints(node_t *self, node_peer_t *p, const char *const *
         return false;
     }
     node_add_socket(self, p->monitor, s_on_monitor);
-    node_add_socket(self, p->dealer, s_on_dealer);
+    node_add_reader(self, p->dealer, s_on_dealer);
     p->learned = true;
     p->learned_ok = false;
     p->learned_at = node_now();
@@ -1015,6 +1014,8 @@ static int s_on_router(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
         zmq_msg_t route, body;
         zmq_msg_init(&route);
         if (zmq_msg_recv(&route, self->router, ZMQ_DONTWAIT) < 0) {
+            if (errno == EAGAIN)
+                node_drained(self, self->router);
             zmq_msg_close(&route);
             break;
         }
@@ -1068,6 +1069,8 @@ static int s_on_dealer(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
     for (int budget = 0; budget < 1000 && !S_TURN_OVER(budget, start); budget++) {
         zmq_msg_t body;
         if (node_recv_one(self, p->dealer, &body) < 0) {
+            if (errno == EAGAIN)
+                node_drained(self, p->dealer);
             zmq_msg_close(&body);
             break;
         }
@@ -1990,7 +1993,7 @@ static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
     zsock_set_sndtimeo(self->inbox, 0);
     if (zsock_bind(self->inbox, "%s", self->inbox_ep) != 0)
         return cohort_err_set(err, "inbox: cannot bind %s", self->inbox_ep);
-    node_add_socket(self, self->router, s_on_router);
+    node_add_reader(self, self->router, s_on_router);
     node_add_socket(self, self->router_mon, s_on_router_monitor);
     node_add_socket(self, self->zap, s_on_zap);
     node_add_socket(self, zsock_resolve(self->pipe), s_on_pipe);

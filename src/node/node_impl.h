@@ -361,6 +361,14 @@ node_peer_t *node_peer_by_name(node_t *self, const char *name);
  * taken the wakeup with it); node_zsocks_sweep asks every socket (each
  * tick). */
 int node_add_socket(node_t *self, void *sock, node_poll_fn *fn);
+/* A reader's handler is called without asking the socket first (its own
+ * receive is the ask) and calls node_drained when a receive found the
+ * socket empty (EAGAIN): libzmq processed the socket's commands in that
+ * receive, so the next change fires its descriptor, and the socket is not
+ * asked again (unless the node sent on it since). Saves two ZMQ_EVENTS
+ * asks, each a getpid() and a poll(), per wakeup. */
+int node_add_reader(node_t *self, void *sock, node_poll_fn *fn);
+void node_drained(node_t *self, void *sock);
 int node_watch_socket(node_t *self, void *sock, short events, node_poll_fn *fn, void *arg);
 void node_unwatch_socket(node_t *self, void *sock);
 void node_touched(node_t *self, void *sock);

@@ -29,6 +29,8 @@ struct node_zsock {
     int fd;
     short events; /* ZMQ_POLLIN and/or ZMQ_POLLOUT */
     bool dirty;   /* used since its state was read: ask again */
+    bool reader;  /* node_add_reader: its handler's receive is the ask */
+    bool drained; /* its handler's last receive found it empty */
 };
 
 /* Rounds of a settle before the rest waits for the next loop turn: a
@@ -64,14 +66,18 @@ static int s_settle(node_t *self)
                 continue;
             z->dirty = false;
             any = true;
-            uint32_t events = 0;
-            size_t size = sizeof events;
-            if (zmq_getsockopt(z->sock, ZMQ_EVENTS, &events, &size) != 0)
-                continue;
-            short ready = (short)(events & (uint32_t)z->events);
-            if (!ready)
-                continue;
+            short ready = ZMQ_POLLIN;
+            if (!z->reader) {
+                uint32_t events = 0;
+                size_t size = sizeof events;
+                if (zmq_getsockopt(z->sock, ZMQ_EVENTS, &events, &size) != 0)
+                    continue;
+                ready = (short)(events & (uint32_t)z->events);
+                if (!ready)
+                    continue;
+            }
             zmq_pollitem_t item = {z->sock, 0, z->events, ready};
+            z->drained = false;
             uint64_t changes = self->zsock_changes;
             void *sock = z->sock;
             rc = z->fn(self->loop, &item, z->arg);
@@ -82,7 +88,8 @@ static int s_settle(node_t *self)
                     still->dirty = true;
                 break;
             }
-            z->dirty = true; /* it was used: ask again */
+            if (!z->drained)
+                z->dirty = true; /* it was used: ask again */
         }
         if (!any)
             break;
@@ -149,6 +156,27 @@ int node_watch_socket(node_t *self, void *sock, short events, node_poll_fn *fn, 
 int node_add_socket(node_t *self, void *sock, node_poll_fn *fn)
 {
     return node_watch_socket(self, sock, ZMQ_POLLIN, fn, self);
+}
+
+int node_add_reader(node_t *self, void *sock, node_poll_fn *fn)
+{
+    if (node_watch_socket(self, sock, ZMQ_POLLIN, fn, self) != 0)
+        return -1;
+    node_zsock_t *z = s_find(self, sock, NULL);
+    if (z)
+        z->reader = true;
+    return 0;
+}
+
+/* A receive on sock in its handler returned EAGAIN: in that call libzmq
+ * processed every command in the socket's mailbox and found no message,
+ * so its descriptor is reset and the next command sets it. A send on it
+ * after this (node_touched) makes it dirty again. */
+void node_drained(node_t *self, void *sock)
+{
+    node_zsock_t *z = s_find(self, sock, NULL);
+    if (z && !z->dirty)
+        z->drained = true;
 }
 
 void node_unwatch_socket(node_t *self, void *sock)
