@@ -51,7 +51,15 @@ static int s_send_direct(node_t *self, node_peer_t *p, zmq_msg_t *msg)
 {
     if (p->dealer && p->dealer_up) {
         int rc = zmq_msg_send(msg, p->dealer, ZMQ_DONTWAIT);
-        node_touched(self, p->dealer);
+        /* The send may have taken a wakeup of the dealer's with it, which
+         * only matters for frames coming in on it: the peer sends there
+         * only while its own dealer to us is down. So a dealer that has
+         * been quiet is not asked again (two system calls and a pass
+         * through libzmq per message); a frame whose wakeup a send took
+         * waits for the tick's sweep (counted in missed_wakeups), and the
+         * ones after it are asked for again. */
+        if (rc < 0 || (p->dealer_heard && node_now() - p->dealer_heard < S_DEALER_QUIET_MS))
+            node_touched(self, p->dealer);
         if (rc >= 0)
             return 0;
     }

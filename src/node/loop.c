@@ -166,8 +166,10 @@ int node_loop_run(node_loop_t *self, int timeout_ms, const bool *stop, bool retu
     self->rc = 0;
     for (;;) {
         long wait = zmq_timers_timeout(self->timers);
+        int64_t now = zclock_mono();
+        int64_t due = wait >= 0 ? now + wait : -1; /* the first timer's */
         if (deadline >= 0) {
-            int64_t left = deadline - zclock_mono();
+            int64_t left = deadline - now;
             if (left < 0)
                 left = 0;
             if (wait < 0 || wait > left)
@@ -179,7 +181,12 @@ int node_loop_run(node_loop_t *self, int timeout_ms, const bool *stop, bool retu
         if (n < 0 && errno == EINTR && return_on_signal)
             return 2;
         uint64_t changes = self->changes;
-        zmq_timers_execute(self->timers);
+        /* timers only when one is due (or the wait timed out): a wakeup
+         * for a descriptor need not walk them (zmq_timers' own clock lags
+         * ours by up to a millisecond; the next turn catches up) */
+        now = zclock_mono();
+        if (n <= 0 || (due >= 0 && now >= due))
+            zmq_timers_execute(self->timers);
         /* A poller that a timer or a handler ended is not called: its entry
          * is gone. Whatever else was ready stays ready (level-triggered) for
          * the next wait. */

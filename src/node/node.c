@@ -1074,6 +1074,7 @@ static int s_on_dealer(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
             zmq_msg_close(&body);
             break;
         }
+        p->dealer_heard = start;
         node_process_frame(self, p, &body, COHORT_RUNG_DIRECT, NULL);
         zmq_msg_close(&body);
     }

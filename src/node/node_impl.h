@@ -25,6 +25,9 @@
 #include <time.h>
 
 #define S_TICK_MS 50
+/* A dealer nothing came in on for this long is not asked after a send on
+ * it (links.c s_send_direct). */
+#define S_DEALER_QUIET_MS 2000
 #define S_DOWN_AFTER_MS 5000
 #define S_RTO_MIN_MS 200
 #define S_RTO_MAX_MS 3000
@@ -138,6 +141,9 @@ typedef struct node_peer {
     void *dealer;  /* our link to them (we are the CURVE client) */
     void *monitor; /* PAIR reading the dealer's monitor events */
     bool dealer_up;
+    /* when a frame last came in on the dealer (ms, 0: never): the peer
+     * sends there only while its own dealer to us is down (links.c) */
+    int64_t dealer_heard;
     bool learned;       /* endpoints learned (hello, gossip, cache, beacon), not the roster's */
     bool learned_ok;    /* ... and the dealer to them completed a handshake */
     int64_t learned_at; /* ms */
