@@ -31,21 +31,49 @@ nodes_cleanup() {
         if [[ -n ${PID[$n]:-} ]]; then kill -KILL "${PID[$n]}" 2>/dev/null || true; fi
     done
     wait 2>/dev/null || true
+    free_ports_release
     if [[ ${CLI_KEEP:-0} == 1 ]]; then echo "kept $CLI_TMP"; else rm -rf "$CLI_TMP"; fi
 }
 trap nodes_cleanup EXIT
 
-# free_port VAR: a TCP port nothing on this machine uses, not handed out yet.
+# free_port VAR: a TCP port nothing on this machine uses, not handed out yet
+# to this test nor to another one running beside it (ctest -j). The port is
+# below the kernel's ephemeral range, so no outgoing connection and no
+# bind to port 0 (the unit tests' clusters) can take it before cohortd
+# listens on it; tests share the rest through a lock directory per port
+# (mkdir is atomic), whose owner's pid says when it is stale.
+PORT_LOCKS=${TMPDIR:-/tmp}/cohort-test-ports
 free_port() {
-    local p
+    local p owner low=32768
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+    ((low > 21000)) || low=32768
+    mkdir -p "$PORT_LOCKS"
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((20000 + RANDOM % (low - 20000)))
         [[ $USED_PORTS == *" $p "* ]] && continue
-        ss -Htan | awk '{print $4}' | grep -Eq "[:.]$p\$" && continue
+        if ! mkdir "$PORT_LOCKS/$p" 2>/dev/null; then
+            owner=$(cat "$PORT_LOCKS/$p/pid" 2>/dev/null || true)
+            # no pid yet: its owner is between mkdir and echo; leave it
+            [[ -n $owner ]] && ! kill -0 "$owner" 2>/dev/null && rm -rf "${PORT_LOCKS:?}/$p"
+            continue
+        fi
+        echo $$ >"$PORT_LOCKS/$p/pid"
         USED_PORTS+="$p "
+        if ss -Htan | awk '{print $4}' | grep -Eq "[:.]$p\$"; then
+            continue # in use outside the tests: keep the lock, pick again
+        fi
         printf -v "$1" '%s' "$p"
         return 0
     done
+}
+
+# The locks of this test's ports go with it.
+free_ports_release() {
+    local p
+    for p in $USED_PORTS; do
+        [[ $(cat "$PORT_LOCKS/$p/pid" 2>/dev/null) == "$$" ]] && rm -rf "${PORT_LOCKS:?}/$p"
+    done
+    return 0
 }
 
 # wait_for FILE PATTERN [SECONDS]: until FILE has a line matching PATTERN.
