@@ -655,32 +655,55 @@ cohort_status_t cohort_unserve(cohort_t *self, const char *service)
 
 /* The request as one binary command, no answer (node.h CALL): the
  * outcome is a delivery. */
+/* A request's timeout as the node takes it. */
+static uint32_t s_call_timeout(int timeout_ms)
+{
+    return (uint32_t)(timeout_ms > 0 ? timeout_ms : 5000);
+}
+
+/* Request id of *msg_p to service as a CALL command for the pipe (node.h):
+ * one binary frame, no answer; the outcome is a delivery. Takes *msg_p. */
 static void s_call(cohort_t *self, const char *service, cohort_msg_t **msg_p, int timeout_ms,
-                   uint64_t *request_id, zmq_msg_t *out)
+                   uint64_t id, zmq_msg_t *out)
 {
     assert(self && service && msg_p && *msg_p);
-    uint64_t id = ++self->next_request_id;
     s_wire_t w;
     s_wire(&w, *msg_p, COHORT_MSG_REQUEST);
     size_t len = cohort__wire__message__get_packed_size(&w.m);
-    /* one binary frame, no answer (node.h CALL): the outcome is a delivery */
     uint8_t *body = NULL;
-    s_send_cmd(out, COHORT_NODE_CMD_CALL, id, (uint32_t)(timeout_ms > 0 ? timeout_ms : 5000), 0,
-               service, len, &body);
+    s_send_cmd(out, COHORT_NODE_CMD_CALL, id, s_call_timeout(timeout_ms), 0, service, len, &body);
     cohort__wire__message__pack(&w.m, body);
     free(w.spill);
     cohort_msg_destroy(msg_p);
-    *request_id = id;
+}
+
+/* The same run by this thread, which holds the node: the node reads the
+ * message as it is, nothing is encoded for it. Takes *msg_p. */
+static void s_call_held(cohort_t *self, const char *service, cohort_msg_t **msg_p, int timeout_ms,
+                        uint64_t id)
+{
+    s_wire_t w;
+    s_wire(&w, *msg_p, COHORT_MSG_REQUEST);
+    cohort_node_call(self->baton, id, service, &w.m, s_call_timeout(timeout_ms), self->piped);
+    self->piped = false;
+    free(w.spill);
+    cohort_msg_destroy(msg_p);
 }
 
 cohort_status_t cohort_request_async(cohort_t *self, const char *service, cohort_msg_t **msg_p,
                                      int timeout_ms, uint64_t *request_id)
 {
     assert(self && service && msg_p && *msg_p);
-    uint64_t id = 0;
-    zmq_msg_t out;
-    s_call(self, service, msg_p, timeout_ms, &id, &out);
-    cohort_status_t st = s_command(self, &out, true);
+    uint64_t id = ++self->next_request_id;
+    cohort_status_t st = COHORT_OK;
+    if (cohort_node_take(self->baton, self->actor, false) == COHORT_NODE_HELD) {
+        s_call_held(self, service, msg_p, timeout_ms, id);
+        cohort_node_give(self->baton);
+    } else {
+        zmq_msg_t out;
+        s_call(self, service, msg_p, timeout_ms, id, &out);
+        st = s_command(self, &out, false);
+    }
     if (st == COHORT_OK && request_id)
         *request_id = id;
     return st;
@@ -801,19 +824,20 @@ cohort_status_t cohort_request(cohort_t *self, const char *service, cohort_msg_t
                                int timeout_ms, cohort_msg_t **reply)
 {
     assert(self && service && msg_p && *msg_p);
-    uint64_t id = 0;
+    uint64_t id = ++self->next_request_id;
     *reply = NULL;
-    zmq_msg_t out;
-    s_call(self, service, msg_p, timeout_ms, &id, &out);
     /* The node always answers: a reply, or NO_RESPONDERS / TIMEOUT. Until
      * then this thread runs it. */
     bool held = cohort_node_take(self->baton, self->actor, true) == COHORT_NODE_HELD;
     if (held) {
-        cohort_node_exec(self->baton, &out, self->piped);
-        self->piped = false;
-    } else if (zmq_msg_send(&out, zsock_resolve(self->actor), 0) < 0) {
-        zmq_msg_close(&out);
-        return COHORT_ERROR;
+        s_call_held(self, service, msg_p, timeout_ms, id);
+    } else {
+        zmq_msg_t out;
+        s_call(self, service, msg_p, timeout_ms, id, &out);
+        if (zmq_msg_send(&out, zsock_resolve(self->actor), 0) < 0) {
+            zmq_msg_close(&out);
+            return COHORT_ERROR;
+        }
     }
     for (;;) {
         int how = COHORT_NODE_LEAD_NEWS;

@@ -171,6 +171,12 @@ void cohort_node_exec(cohort_node_baton_t *self, zmq_msg_t *cmd, bool pipe_first
     node_exec(self->node, cmd, pipe_first);
 }
 
+void cohort_node_call(cohort_node_baton_t *self, uint64_t id, const char *service,
+                      Cohort__Wire__Message *msg, long timeout_ms, bool pipe_first)
+{
+    node_exec_call(self->node, id, service, msg, timeout_ms, pipe_first);
+}
+
 int cohort_node_run(cohort_node_baton_t *self, int timeout_ms, zmq_msg_t *slot)
 {
     node_t *node = self->node;

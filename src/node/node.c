@@ -1900,26 +1900,47 @@ static int s_on_pipe(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
     return rc;
 }
 
-void node_exec(node_t *self, zmq_msg_t *cmd, bool pipe_first)
+/* node_exec and node_exec_call around the command itself: what the front
+ * put on the pipe before goes first (pipe_first); what the command sends
+ * on is asked in the settle after it, as in a handler, not by a loop turn
+ * (node_touched). */
+static bool s_exec_begin(node_t *self, bool pipe_first)
 {
     if (pipe_first) {
         node_touched(self, zsock_resolve(self->pipe));
         node_zsocks_settle(self);
     }
+    bool settling = self->zsock_settling;
+    self->zsock_settling = true;
+    self->batching = true;
+    return settling;
+}
+
+static void s_exec_end(node_t *self, bool settling)
+{
+    s_batch_flush_all(self);
+    self->zsock_settling = settling;
+    node_zsocks_settle(self);
+}
+
+void node_exec(node_t *self, zmq_msg_t *cmd, bool pipe_first)
+{
     const uint8_t *d = zmq_msg_data(cmd);
     size_t n = zmq_msg_size(cmd);
     assert(n > COHORT_NODE_CMD_HEAD && d[0] >= COHORT_NODE_CMD_SEND &&
            d[0] <= COHORT_NODE_CMD_CALL);
-    /* as in a handler: what it sends on is asked in the settle below, not
-     * by a loop turn (node_touched) */
-    bool settling = self->zsock_settling;
-    self->zsock_settling = true;
-    self->batching = true;
+    bool settling = s_exec_begin(self, pipe_first);
     s_cmd_send_bin(self, cmd);
     zmq_msg_close(cmd);
-    s_batch_flush_all(self);
-    self->zsock_settling = settling;
-    node_zsocks_settle(self);
+    s_exec_end(self, settling);
+}
+
+void node_exec_call(node_t *self, uint64_t id, const char *service, node_msg_t *msg, long timeout,
+                    bool pipe_first)
+{
+    bool settling = s_exec_begin(self, pipe_first);
+    s_call(self, id, service, msg, timeout);
+    s_exec_end(self, settling);
 }
 
 void node_inbox_counted(node_t *self, int delta)

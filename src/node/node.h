@@ -114,6 +114,12 @@ int cohort_node_lead(cohort_node_baton_t *self, int timeout_ms);
  * node (idle). */
 int cohort_node_take(cohort_node_baton_t *self, void *front_pipe, bool from_actor);
 void cohort_node_exec(cohort_node_baton_t *self, zmq_msg_t *cmd, bool pipe_first);
+/* exec of a CALL (request id, service, timeout) given as the message itself
+ * rather than encoded in a command: nothing to encode here and decode
+ * there. msg is read (and may be changed) only during the call. */
+typedef struct Cohort__Wire__Message Cohort__Wire__Message;
+void cohort_node_call(cohort_node_baton_t *self, uint64_t id, const char *service,
+                      Cohort__Wire__Message *msg, long timeout_ms, bool pipe_first);
 int cohort_node_run(cohort_node_baton_t *self, int timeout_ms, zmq_msg_t *slot);
 void cohort_node_give(cohort_node_baton_t *self);
 /* Lets the actor take the node now if it is idle (before cohort_close,

@@ -320,6 +320,10 @@ typedef struct {
 /* node.c: a binary command (node.h) from a front that holds the node, as
  * if it came on the pipe, then whatever it made ready (cmd is closed). */
 void node_exec(node_t *self, zmq_msg_t *cmd, bool pipe_first);
+/* The same for a CALL, given as the front's message itself (not encoded):
+ * msg is only read, and may be changed while this runs. */
+void node_exec_call(node_t *self, uint64_t id, const char *service, node_msg_t *msg, long timeout,
+                    bool pipe_first);
 /* Counts messages put in (1) or taken back from (-1) the inbox. */
 void node_inbox_counted(node_t *self, int delta);
 /* Whether the front has read everything put in the inbox (false when it is
