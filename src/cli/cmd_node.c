@@ -453,7 +453,7 @@ typedef struct {
     uint64_t value;
 } s_counter_t;
 
-static size_t s_counters(const Cohort__Api__Counters *k, s_counter_t out[16])
+static size_t s_counters(const Cohort__Api__Counters *k, s_counter_t out[24])
 {
     static const Cohort__Api__Counters zero = COHORT__API__COUNTERS__INIT;
     if (!k)
@@ -476,6 +476,7 @@ static size_t s_counters(const Cohort__Api__Counters *k, s_counter_t out[16])
     out[n++] = (s_counter_t){"missed wakeups", "missed_wakeups", k->missed_wakeups};
     out[n++] = (s_counter_t){"caller runs", "caller_runs", k->caller_runs};
     out[n++] = (s_counter_t){"actor yields", "actor_yields", k->actor_yields};
+    out[n++] = (s_counter_t){"handed to caller", "handed_to_caller", k->handed_to_caller};
     return n;
 }
 
@@ -536,7 +537,7 @@ static void s_print_list(const char *label, char **v, size_t n)
 
 static void s_print_status(const Cohort__Api__Status *st, bool json)
 {
-    s_counter_t k[16], a[16];
+    s_counter_t k[24], a[16];
     size_t nk = s_counters(st->counters, k), na = s_api_counters(st->api, a);
     if (json) {
         cohort_json_t *j = cohort_json_new();

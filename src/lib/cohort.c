@@ -317,6 +317,26 @@ static cohort_msg_t *s_decode_in_place(const char *sender, const uint8_t *data, 
     return msg; /* m stays in the block, unused */
 }
 
+/* A message of its own from a decoded one (copied: m is not kept). */
+static cohort_msg_t *s_from_wire(const char *sender, const Cohort__Wire__Message *m)
+{
+    cohort_msg_t *msg = s_msg_alloc(m->subject ? m->subject : "", sender, m->error ? m->error : "",
+                                    m->payload.data, m->payload.len);
+    msg->kind = (cohort_msg_kind_t)m->kind;
+    msg->request_id = m->request_id;
+    msg->status = (cohort_status_t)m->status;
+    for (size_t i = 0; i < m->n_headers; i++)
+        cohort_msg_set_header(msg, m->headers[i]->key, m->headers[i]->value);
+    return msg;
+}
+
+/* The node's slot maker (node.h cohort_node_slot_t). */
+static void *s_slot_make(void *ctx, const char *sender, const Cohort__Wire__Message *m)
+{
+    (void)ctx;
+    return s_from_wire(sender, m);
+}
+
 static cohort_msg_t *s_decode(cohort_arena_t *arena, const char *sender, const uint8_t *data,
                               size_t len)
 {
@@ -328,13 +348,7 @@ static cohort_msg_t *s_decode(cohort_arena_t *arena, const char *sender, const u
         cohort_arena_reset(arena);
         return NULL;
     }
-    cohort_msg_t *msg = s_msg_alloc(m->subject ? m->subject : "", sender, m->error ? m->error : "",
-                                    m->payload.data, m->payload.len);
-    msg->kind = (cohort_msg_kind_t)m->kind;
-    msg->request_id = m->request_id;
-    msg->status = (cohort_status_t)m->status;
-    for (size_t i = 0; i < m->n_headers; i++)
-        cohort_msg_set_header(msg, m->headers[i]->key, m->headers[i]->value);
+    cohort_msg_t *msg = s_from_wire(sender, m);
     cohort_arena_free(arena, &m->base);
     cohort_arena_reset(arena);
     return msg;
@@ -810,13 +824,15 @@ static cohort_msg_t *s_next_held(cohort_t *self, int timeout_ms, int *how)
     cohort_msg_t *msg = s_poll_inbox(self);
     if (msg)
         return msg;
-    zmq_msg_t slot;
-    zmq_msg_init(&slot);
+    cohort_node_slot_t slot = {.make = s_slot_make, .ctx = self};
+    zmq_msg_init(&slot.frame);
     *how = cohort_node_run(self->baton, timeout_ms, &slot);
     bool is_data = false;
-    if (zmq_msg_size(&slot))
-        msg = s_parse(self, &slot, 1, false, &is_data);
-    zmq_msg_close(&slot);
+    if (slot.made)
+        msg = slot.made;
+    else if (zmq_msg_size(&slot.frame))
+        msg = s_parse(self, &slot.frame, 1, false, &is_data);
+    zmq_msg_close(&slot.frame);
     return msg ? msg : s_poll_inbox(self);
 }
 

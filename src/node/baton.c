@@ -177,7 +177,7 @@ void cohort_node_call(cohort_node_baton_t *self, uint64_t id, const char *servic
     node_exec_call(self->node, id, service, msg, timeout_ms, pipe_first);
 }
 
-int cohort_node_run(cohort_node_baton_t *self, int timeout_ms, zmq_msg_t *slot)
+int cohort_node_run(cohort_node_baton_t *self, int timeout_ms, cohort_node_slot_t *slot)
 {
     node_t *node = self->node;
     node->front_news = false;

@@ -59,7 +59,7 @@ static int s_send(node_t *self, zmq_msg_t *frame)
     size_t size = zmq_msg_size(frame);
     if (self->front_slot && node_inbox_empty(self)) {
         /* the front runs the node and waits: straight to it (baton.c) */
-        zmq_msg_move(self->front_slot, frame);
+        zmq_msg_move(&self->front_slot->frame, frame);
         self->front_slot = NULL;
         self->front_news = true;
         return 0;

@@ -86,6 +86,7 @@ enum {
  * thread inside a libcohort call that would otherwise wait for the actor.
  * Made by the front before the actor, destroyed after it. */
 typedef struct cohort_node_baton cohort_node_baton_t;
+typedef struct Cohort__Wire__Message Cohort__Wire__Message;
 cohort_node_baton_t *cohort_node_baton_new(void);
 void cohort_node_baton_destroy(cohort_node_baton_t **self_p);
 
@@ -117,10 +118,22 @@ void cohort_node_exec(cohort_node_baton_t *self, zmq_msg_t *cmd, bool pipe_first
 /* exec of a CALL (request id, service, timeout) given as the message itself
  * rather than encoded in a command: nothing to encode here and decode
  * there. msg is read (and may be changed) only during the call. */
-typedef struct Cohort__Wire__Message Cohort__Wire__Message;
 void cohort_node_call(cohort_node_baton_t *self, uint64_t id, const char *service,
                       Cohort__Wire__Message *msg, long timeout_ms, bool pipe_first);
-int cohort_node_run(cohort_node_baton_t *self, int timeout_ms, zmq_msg_t *slot);
+/* Where a delivery made while the front waits in run goes when the inbox
+ * is empty: into frame (initialised and empty before run; a delivery
+ * frame, node.h), or, for a message the node has decoded anyway (one from
+ * a peer, or the reply to a request), to make(ctx, sender, msg), whose
+ * result lands in made: the node encodes nothing for the front and the
+ * front decodes nothing. make reads msg only during the call and returns
+ * NULL if it cannot take it (the frame is used then). */
+typedef struct cohort_node_slot {
+    zmq_msg_t frame;
+    void *(*make)(void *ctx, const char *sender, const Cohort__Wire__Message *msg);
+    void *ctx;
+    void *made;
+} cohort_node_slot_t;
+int cohort_node_run(cohort_node_baton_t *self, int timeout_ms, cohort_node_slot_t *slot);
 void cohort_node_give(cohort_node_baton_t *self);
 /* Lets the actor take the node now if it is idle (before cohort_close,
  * after a command put on the pipe). */

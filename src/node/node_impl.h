@@ -314,7 +314,7 @@ typedef struct {
     bool front_news, yield;
     /* where a delivery goes instead of the inbox while the front runs the
      * node waiting for one and the inbox is empty; NULL: the inbox */
-    zmq_msg_t *front_slot;
+    cohort_node_slot_t *front_slot;
 } node_t;
 
 /* node.c: a binary command (node.h) from a front that holds the node, as

@@ -242,6 +242,91 @@ static void test_a_long_wait_keeps_the_node_alive_and_ends_when_a_message_comes(
     }
 }
 
+/* Sent by beta 300 ms after it starts, while alpha waits: a unicast with
+ * every field a message has (subject, headers, a payload with NULs). */
+static void *s_send_full_later(void *arg)
+{
+    cohort_t *beta = arg;
+    zclock_sleep(300);
+    cohort_msg_t *m = cohort_msg_new("baton.full", "a\0b\0c", 5);
+    cohort_msg_set_header(m, "trace-id", "7f3a");
+    cohort_msg_set_header(m, "empty", "");
+    cohort_send(beta, "alpha", &m, 5000);
+    return NULL;
+}
+
+/* What comes while the application waits is handed to it as the node
+ * decoded it (no frame, no second decode: handed_to_caller counts it),
+ * and arrives whole: a unicast's subject, sender, headers and payload; a
+ * reply's kind, status and payload (and its request's number: the request
+ * returns it); a failed request's status and reason. */
+static void test_what_a_waiting_caller_is_handed_keeps_every_field(void **state)
+{
+    cluster_t *c = *state;
+    cohort_t *alpha = c->nodes[ALPHA], *beta = c->nodes[BETA];
+    cohort_msg_t *m = NULL;
+    while ((m = cohort_recv(alpha, 0))) /* events so far: the inbox empty */
+        cohort_msg_destroy(&m);
+    Cohort__Api__Counters *k0 = cluster_counters(alpha);
+    uint64_t handed0 = k0->handed_to_caller;
+    cohort__api__counters__free_unpacked(k0, NULL);
+
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, s_send_full_later, beta), 0);
+    m = s_next(alpha, test_ms(5000), NULL); /* waiting when it comes */
+    pthread_join(t, NULL);
+    assert_non_null(m);
+    assert_int_equal(cohort_msg_kind(m), COHORT_MSG_UNICAST);
+    assert_string_equal(cohort_msg_subject(m), "baton.full");
+    assert_string_equal(cohort_msg_sender(m), "beta");
+    assert_string_equal(cohort_msg_header(m, "trace-id"), "7f3a");
+    assert_string_equal(cohort_msg_header(m, "empty"), "");
+    size_t len = 0;
+    const void *p = cohort_msg_payload(m, &len);
+    assert_int_equal(len, 5);
+    assert_memory_equal(p, "a\0b\0c", 5);
+    cohort_msg_destroy(&m);
+
+    /* a reply, and a request that fails at once */
+    s_server_t s = {.node = beta};
+    atomic_init(&s.stop, 0);
+    assert_int_equal(cohort_serve(beta, "full.echo"), COHORT_OK);
+    assert_int_equal(pthread_create(&t, NULL, s_server, &s), 0);
+    cohort_msg_t *reply = NULL;
+    cohort_status_t st = COHORT_NO_RESPONDERS;
+    for (int64_t end = zclock_mono() + test_ms(10000);
+         st == COHORT_NO_RESPONDERS && zclock_mono() < end;) {
+        cohort_msg_destroy(&reply);
+        m = cohort_msg_new("", "ping\0", 5);
+        st = cohort_request(alpha, "full.echo", &m, test_ms(5000), &reply);
+        if (st == COHORT_NO_RESPONDERS)
+            zclock_sleep(20); /* beta's interest is on its way */
+    }
+    atomic_store(&s.stop, 1);
+    pthread_join(t, NULL);
+    assert_int_equal(st, COHORT_OK);
+    assert_int_equal(cohort_msg_kind(reply), COHORT_MSG_REPLY);
+    assert_int_equal(cohort_msg_status(reply), COHORT_OK);
+    assert_string_equal(cohort_msg_sender(reply), "beta");
+    p = cohort_msg_payload(reply, &len);
+    assert_int_equal(len, 5);
+    assert_memory_equal(p, "ping\0", 5);
+    cohort_msg_destroy(&reply);
+    m = cohort_msg_new("", "x", 1);
+    assert_int_equal(cohort_request(alpha, "nobody.serves.this", &m, test_ms(5000), &reply),
+                     COHORT_NO_RESPONDERS);
+    assert_non_null(reply);
+    assert_int_equal(cohort_msg_status(reply), COHORT_NO_RESPONDERS);
+    assert_string_equal(cohort_msg_error(reply), "no node serves this service");
+    cohort_msg_destroy(&reply);
+
+    Cohort__Api__Counters *k1 = cluster_counters(alpha);
+    /* the unicast and the reply; a request failed at once is answered
+     * before the caller waits, through the inbox */
+    assert_true(k1->handed_to_caller >= handed0 + 2);
+    cohort__api__counters__free_unpacked(k1, NULL);
+}
+
 /* An application that switches to polling cohort_fd after blocking calls
  * still hears every message: its descriptor fires again (a read found the
  * inbox empty before it went back to poll). */
@@ -284,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_the_node_is_run_while_the_application_is_away),
         cmocka_unit_test(test_a_long_wait_keeps_the_node_alive_and_ends_when_a_message_comes),
         cmocka_unit_test(test_the_pollable_fd_still_fires_after_blocking_calls),
+        cmocka_unit_test(test_what_a_waiting_caller_is_handed_keeps_every_field),
     };
     return cmocka_run_group_tests_name("baton", tests, setup, teardown);
 }
