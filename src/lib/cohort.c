@@ -667,8 +667,6 @@ cohort_status_t cohort_unserve(cohort_t *self, const char *service)
     return s_simple(self, "UNSERVE", service);
 }
 
-/* The request as one binary command, no answer (node.h CALL): the
- * outcome is a delivery. */
 /* A request's timeout as the node takes it. */
 static uint32_t s_call_timeout(int timeout_ms)
 {

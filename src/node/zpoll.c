@@ -15,6 +15,13 @@
  *  it (node_touched, by links.c, inbox.c and the answers to the front),
  *  until it says it is not ready; and every tick asks all of them (a
  *  missed edge costs at most one tick, and is counted).
+ *
+ *  A reader (node_add_reader: the ROUTER, the dealers) is not asked: its
+ *  handler is called and its own receive is the ask. When that receive
+ *  finds the socket empty (EAGAIN), libzmq has just processed every command
+ *  in the socket's mailbox, so the next change fires the descriptor: the
+ *  handler says so (node_drained) and the socket is not asked again, unless
+ *  the node sent on it since. A wakeup then costs the receives alone.
  */
 
 #include "node/node_impl.h"
