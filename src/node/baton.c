@@ -19,6 +19,13 @@
  *           a loop); otherwise the actor takes it (checking at least every
  *           S_CHECK_MS), so a node is never left unattended for long.
  *    DONE   the node stopped.
+ *
+ *  The actor checks a FRONT every S_CHECK_MS so that a call that returns
+ *  needs no wakeup of it (a request/reply loop gives and takes the baton
+ *  on every round trip). But a call that waits long (cohort_recv(-1) on a
+ *  quiet node) would have it wake 200 times a second for nothing: after
+ *  S_PARK_AFTER_MS of one FRONT the actor parks, sleeping until the front
+ *  gives the baton back, and that one give wakes it.
  */
 
 #include "node/node_impl.h"
@@ -30,6 +37,7 @@
 
 #define S_GRACE_MS 2
 #define S_CHECK_MS 5
+#define S_PARK_AFTER_MS 100
 
 enum { S_ACTOR, S_FRONT, S_IDLE, S_DONE };
 
@@ -40,7 +48,9 @@ struct cohort_node_baton {
     bool want;      /* the front asked the actor to yield */
     bool hand_back; /* the front asked the actor to take an idle node now */
     int64_t idle_since;
-    node_t *node; /* while the actor lives */
+    int64_t front_since; /* when the current FRONT began */
+    bool parked;         /* the actor sleeps until the front gives */
+    node_t *node;        /* while the actor lives */
 };
 
 static int64_t s_now(void)
@@ -90,10 +100,21 @@ void node_baton_actor(node_t *node, cohort_node_baton_t *self)
     pthread_mutex_lock(&self->mu);
     self->node = node;
     for (;;) {
-        while (self->holder == S_FRONT || (self->holder == S_IDLE && !self->hand_back &&
-                                           s_now() < self->idle_since + S_GRACE_MS))
-            s_wait_until(self, self->holder == S_FRONT ? s_now() + S_CHECK_MS
-                                                       : self->idle_since + S_GRACE_MS);
+        for (;;) {
+            int64_t now = s_now();
+            if (self->holder == S_FRONT && now - self->front_since >= S_PARK_AFTER_MS) {
+                self->parked = true;
+                pthread_cond_wait(&self->cond, &self->mu);
+                self->parked = false;
+            } else if (self->holder == S_FRONT) {
+                s_wait_until(self, now + S_CHECK_MS);
+            } else if (self->holder == S_IDLE && !self->hand_back &&
+                       now < self->idle_since + S_GRACE_MS) {
+                s_wait_until(self, self->idle_since + S_GRACE_MS);
+            } else {
+                break;
+            }
+        }
         if (self->holder == S_DONE)
             break; /* the front's run ended the node */
         self->holder = S_ACTOR;
@@ -107,7 +128,7 @@ void node_baton_actor(node_t *node, cohort_node_baton_t *self)
         /* asked to yield: straight to the front that waits */
         node->counters.actor_yields++;
         self->holder = self->want ? S_FRONT : S_IDLE;
-        self->idle_since = s_now();
+        self->idle_since = self->front_since = s_now();
         self->want = false;
         pthread_cond_broadcast(&self->cond);
     }
@@ -135,6 +156,7 @@ int cohort_node_take(cohort_node_baton_t *self, void *front_pipe, bool from_acto
     }
     if (self->holder == S_IDLE) {
         self->holder = S_FRONT;
+        self->front_since = s_now();
         self->hand_back = false; /* what it was for is ours to run now */
     }
     if (self->holder == S_DONE)
@@ -157,6 +179,8 @@ static void s_release(cohort_node_baton_t *self, bool stopped)
     } else {
         self->holder = S_IDLE;
         self->idle_since = s_now();
+        if (self->parked) /* only after a long call: not on every round trip */
+            pthread_cond_broadcast(&self->cond);
     }
     pthread_mutex_unlock(&self->mu);
 }

@@ -10,6 +10,7 @@
 #include "cohort.h"
 
 #include <czmq.h>
+#include <dirent.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -327,6 +328,60 @@ static void test_what_a_waiting_caller_is_handed_keeps_every_field(void **state)
     cohort__api__counters__free_unpacked(k1, NULL);
 }
 
+/* Voluntary context switches of each of this process's threads: tids and
+ * counts, at most cap of them; returns how many. */
+static size_t s_switches(long *tid, long *count, size_t cap)
+{
+    size_t n = 0;
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) && n < cap) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[64], line[128];
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* the thread ended */
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &count[n]) == 1) {
+                tid[n++] = atol(e->d_name);
+                break;
+            }
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+/* A caller that waits long in cohort_recv runs the node itself; the
+ * node's own thread parks instead of checking on it every few
+ * milliseconds: no thread of the process wakes anywhere near 200 times a
+ * second while nothing happens. */
+static void test_a_long_wait_lets_the_nodes_thread_sleep(void **state)
+{
+    cluster_t *c = *state;
+    cohort_t *alpha = c->nodes[ALPHA];
+    cohort_msg_t *m = NULL;
+    while ((m = cohort_recv(alpha, 0)))
+        cohort_msg_destroy(&m);
+    enum { CAP = 64 };
+    long tid0[CAP], n0[CAP], tid1[CAP], n1[CAP];
+    size_t k0 = s_switches(tid0, n0, CAP);
+    m = cohort_recv(alpha, 1500); /* nothing comes */
+    size_t k1 = s_switches(tid1, n1, CAP);
+    cohort_msg_destroy(&m);
+    long most = 0;
+    for (size_t i = 0; i < k1; i++)
+        for (size_t j = 0; j < k0; j++)
+            if (tid1[i] == tid0[j] && n1[i] - n0[j] > most)
+                most = n1[i] - n0[j];
+    /* a node's thread checking every 5 ms would be ~300; its own timers
+     * (beta's loop, both nodes' membership) stay far below */
+    assert_true(most < 150);
+}
+
 /* An application that switches to polling cohort_fd after blocking calls
  * still hears every message: its descriptor fires again (a read found the
  * inbox empty before it went back to poll). */
@@ -370,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_a_long_wait_keeps_the_node_alive_and_ends_when_a_message_comes),
         cmocka_unit_test(test_the_pollable_fd_still_fires_after_blocking_calls),
         cmocka_unit_test(test_what_a_waiting_caller_is_handed_keeps_every_field),
+        cmocka_unit_test(test_a_long_wait_lets_the_nodes_thread_sleep),
     };
     return cmocka_run_group_tests_name("baton", tests, setup, teardown);
 }
