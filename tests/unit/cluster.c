@@ -350,14 +350,20 @@ void cluster_stop(cluster_t *c, int i)
     cohort_close(&c->nodes[i]);
 }
 
-Cohort__Api__Counters *cluster_counters(cohort_t *node)
+Cohort__Api__Response *cluster_info(cohort_t *node, const char *what)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
-    assert_int_equal(cohort_info(node, "status", &buf, &len), COHORT_OK);
+    assert_int_equal(cohort_info(node, what, &buf, &len), COHORT_OK);
     Cohort__Api__Response *r = cohort__api__response__unpack(NULL, len, buf);
     free(buf);
     assert_non_null(r);
+    return r;
+}
+
+Cohort__Api__Counters *cluster_counters(cohort_t *node)
+{
+    Cohort__Api__Response *r = cluster_info(node, "status");
     assert_non_null(r->status_info);
     Cohort__Api__Counters *c = r->status_info->counters;
     r->status_info->counters = NULL;

@@ -67,6 +67,9 @@ cohort_msg_t *cluster_next(cluster_t *c, int i, int ms);
 void cluster_z85(const cluster_t *c, int i, char pub[41], char sec[41]);
 /* Installs a debug log sink if COHORT_TEST_LOG is set. */
 void cluster_log_from_env(void);
+/* node's answer to cohort_info(node, what), decoded; the caller frees it
+ * with cohort__api__response__free_unpacked. Fails the test if it fails. */
+Cohort__Api__Response *cluster_info(cohort_t *node, const char *what);
 /* node's counters (from its status); the caller frees them with
  * cohort__api__counters__free_unpacked. Fails the test if status fails. */
 Cohort__Api__Counters *cluster_counters(cohort_t *node);

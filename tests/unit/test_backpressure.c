@@ -32,12 +32,7 @@
 static void s_wait_direct(cohort_t *node, const char *peer)
 {
     for (int64_t end = zclock_mono() + test_ms(10000);; zclock_sleep(20)) {
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        assert_int_equal(cohort_info(node, "peers", &buf, &len), COHORT_OK);
-        Cohort__Api__Response *r = cohort__api__response__unpack(NULL, len, buf);
-        free(buf);
-        assert_non_null(r);
+        Cohort__Api__Response *r = cluster_info(node, "peers");
         bool direct = false;
         for (size_t i = 0; i < r->n_peers; i++)
             direct |= !strcmp(r->peers[i]->name, peer) && !strcmp(r->peers[i]->link, "direct");
