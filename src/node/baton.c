@@ -205,9 +205,11 @@ int cohort_node_run(cohort_node_baton_t *self, int timeout_ms, cohort_node_slot_
 {
     node_t *node = self->node;
     node->front_news = false;
+    node->front_handed = false;
     node->front_slot = slot && node_inbox_empty(node) ? slot : NULL;
     int rc = node_loop_run(node->loop, timeout_ms, &node->front_news, true);
     node->front_slot = NULL;
+    node->front_handed = false;
     if (rc == -1) {
         s_release(self, true);
         return COHORT_NODE_LEAD_STOPPED;

@@ -62,6 +62,7 @@ static int s_send(node_t *self, zmq_msg_t *frame)
         zmq_msg_move(&self->front_slot->frame, frame);
         self->front_slot = NULL;
         self->front_news = true;
+        self->front_handed = true;
         return 0;
     }
     self->front_slot = NULL; /* what comes next goes after this */

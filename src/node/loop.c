@@ -46,6 +46,8 @@ struct node_loop {
     int epfd;
     uint64_t changes; /* bumped when a poller comes or goes */
     int rc;           /* -1 once a handler asked to stop */
+    int (*before_wait)(void *arg);
+    void *before_arg;
 };
 
 node_loop_t *node_loop_new(void)
@@ -160,11 +162,19 @@ void node_loop_timer_end(node_loop_t *self, int id)
     s_timer_remove(self, id);
 }
 
+void node_loop_before_wait(node_loop_t *self, int (*fn)(void *arg), void *arg)
+{
+    self->before_wait = fn;
+    self->before_arg = arg;
+}
+
 int node_loop_run(node_loop_t *self, int timeout_ms, const bool *stop, bool return_on_signal)
 {
     int64_t deadline = timeout_ms >= 0 ? zclock_mono() + timeout_ms : -1;
     self->rc = 0;
     for (;;) {
+        if (self->before_wait && self->before_wait(self->before_arg) == -1)
+            return -1;
         long wait = zmq_timers_timeout(self->timers);
         int64_t now = zclock_mono();
         int64_t due = wait >= 0 ? now + wait : -1; /* the first timer's */

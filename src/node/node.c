@@ -120,6 +120,7 @@ static void s_deliver(node_t *self, const char *sender, const node_msg_t *msg, c
         (slot->made = slot->make(slot->ctx, sender, msg)) != NULL) {
         self->front_slot = NULL;
         self->front_news = true;
+        self->front_handed = true;
         self->delivery_failed = false;
         self->counters.handed_to_caller++;
         return;
@@ -1058,6 +1059,8 @@ static int s_on_router(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
         }
         zmq_msg_close(&route);
         zmq_msg_close(&body);
+        if (self->front_handed)
+            return 0; /* the rest after the front's next send (zpoll.c) */
     }
     s_flush_acks(self);
     s_deferred_answer(self, false);
@@ -1088,6 +1091,8 @@ static int s_on_dealer(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
         p->dealer_heard = start;
         node_process_frame(self, p, &body, COHORT_RUNG_DIRECT, NULL);
         zmq_msg_close(&body);
+        if (self->front_handed)
+            return 0;
     }
     s_flush_acks(self);
     s_deferred_answer(self, false);
@@ -2016,6 +2021,7 @@ static int s_start(node_t *self, const char *config_path, cohort_err_t *err)
     self->rr = zhashx_new();
     cohort_arena_init(&self->arena, 64 * 1024);
     self->loop = node_loop_new();
+    node_loop_before_wait(self->loop, node_zsocks_before_wait, self);
     if (roster_sync_start(self, err) < 0)
         return -1;
     members_start(self);

@@ -219,6 +219,8 @@ void node_loop_poller_end(node_loop_t *self, int fd);
 int node_loop_timer(node_loop_t *self, size_t delay, size_t times, node_timer_fn *fn, void *arg);
 void node_loop_timer_end(node_loop_t *self, int id);
 int node_loop_run(node_loop_t *self, int timeout_ms, const bool *stop, bool return_on_signal);
+/* fn(arg) runs before each wait of the loop (NULL: nothing); -1 stops it */
+void node_loop_before_wait(node_loop_t *self, int (*fn)(void *arg), void *arg);
 
 typedef struct {
     zsock_t *pipe;
@@ -309,9 +311,15 @@ typedef struct {
     uint64_t zsock_changes; /* bumped when one comes or goes */
     bool zsock_settling;
     int zsock_kick; /* one-shot loop timer id for dirty sockets, 0: none */
+    /* a settle stopped when the front had its message (front_handed):
+     * the dirty sockets are asked before the loop next waits */
+    bool zsock_deferred;
     /* baton.c: the node wrote to the pipe or the inbox (ends a front's
      * run), and the front asked the actor to yield (ends the actor's) */
     bool front_news, yield;
+    /* the front's slot was filled in this run: readers stop reading on,
+     * the rest waits until after the front's next send (zpoll.c) */
+    bool front_handed;
     /* where a delivery goes instead of the inbox while the front runs the
      * node waiting for one and the inbox is empty; NULL: the inbox */
     cohort_node_slot_t *front_slot;
@@ -385,6 +393,7 @@ void node_touched(node_t *self, void *sock);
 int node_zsocks_sweep(node_t *self);
 /* Asks the sockets that were used since their state was read. */
 int node_zsocks_settle(node_t *self);
+int node_zsocks_before_wait(void *node);
 void node_zsocks_free(node_t *self);
 void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_rung_t path,
                           node_peer_t *via);

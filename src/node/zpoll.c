@@ -22,6 +22,16 @@
  *  in the socket's mailbox, so the next change fires the descriptor: the
  *  handler says so (node_drained) and the socket is not asked again, unless
  *  the node sent on it since. A wakeup then costs the receives alone.
+ *
+ *  When an application thread runs the node waiting for a message and a
+ *  reader hands it one (front_handed), the reader stops there and the
+ *  settle asks nothing more: the rest (reading the socket empty, the acks
+ *  due) is left dirty (zsock_deferred) and done after the thread's next
+ *  send (the settle that ends node_exec) or before the loop next waits
+ *  (node_zsocks_before_wait), whichever thread runs it. A request's reply
+ *  and a served request thus reach the application one receive and one
+ *  mailbox poll sooner, and that work moves behind the next send, off the
+ *  round trip.
  */
 
 #include "node/node_impl.h"
@@ -64,6 +74,7 @@ static int s_on_kick(node_loop_t *loop, int timer_id, void *arg);
 static int s_settle(node_t *self)
 {
     int rc = 0;
+    self->zsock_deferred = false;
     self->zsock_settling = true;
     for (int round = 0; round < S_SETTLE_ROUNDS && rc == 0; round++) {
         bool any = false;
@@ -71,6 +82,8 @@ static int s_settle(node_t *self)
             node_zsock_t *z = self->zsocks[i];
             if (!z->dirty)
                 continue;
+            if (self->front_handed)
+                break; /* the front has its message: the rest after its send */
             z->dirty = false;
             any = true;
             short ready = ZMQ_POLLIN;
@@ -97,6 +110,11 @@ static int s_settle(node_t *self)
             }
             if (!z->drained)
                 z->dirty = true; /* it was used: ask again */
+        }
+        if (self->front_handed) {
+            self->zsock_deferred = true;
+            self->zsock_settling = false;
+            return rc;
         }
         if (!any)
             break;
@@ -218,6 +236,12 @@ void node_touched(node_t *self, void *sock)
 int node_zsocks_settle(node_t *self)
 {
     return s_settle(self);
+}
+
+int node_zsocks_before_wait(void *node)
+{
+    node_t *self = node;
+    return self->zsock_deferred ? s_settle(self) : 0;
 }
 
 int node_zsocks_sweep(node_t *self)

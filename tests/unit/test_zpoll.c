@@ -138,6 +138,7 @@ typedef struct {
     int got;
     int per_call;      /* 0: read to EAGAIN (and say so); n: read n, stop */
     int sends_in_call; /* messages the handler makes tx send, once */
+    bool hand;         /* each message fills the front's slot, as node.c's s_deliver */
     int calls;
 } s_watch_fixture_t;
 
@@ -159,6 +160,10 @@ static int s_on_rx(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
             break;
         }
         f->got++;
+        if (f->hand) {
+            node->front_news = node->front_handed = true;
+            return 0; /* as node.c's readers: the rest after the front's send */
+        }
     }
     return 0;
 }
@@ -167,6 +172,7 @@ static int s_watch_setup(void **state)
 {
     s_watch_fixture_t *f = calloc(1, sizeof *f);
     f->node.loop = node_loop_new();
+    node_loop_before_wait(f->node.loop, node_zsocks_before_wait, &f->node);
     f->ctx = zmq_ctx_new();
     f->rx = zmq_socket(f->ctx, ZMQ_PAIR);
     f->tx = zmq_socket(f->ctx, ZMQ_PAIR);
@@ -249,6 +255,26 @@ static void test_a_reader_is_called_without_an_ask_and_copes_with_nothing(void *
     assert_int_equal(f->calls, calls);
 }
 
+static void test_a_reader_stopped_for_the_waiting_front_is_read_before_the_next_wait(void **state)
+{
+    s_watch_fixture_t *f = *state;
+    f->hand = true;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(zmq_send(f->tx, "m", 1, 0), 1);
+    /* the front's run ends with the first: the reader stopped, nothing
+     * else was asked */
+    assert_int_equal(node_loop_run(f->node.loop, 2000, &f->node.front_news, false), 1);
+    assert_int_equal(f->got, 1);
+    assert_true(f->node.zsock_deferred);
+    /* all three were queued before the first read: no wakeup is coming
+     * for the other two; the next run asks before it waits */
+    f->hand = false;
+    f->node.front_news = f->node.front_handed = false;
+    assert_int_equal(node_loop_run(f->node.loop, 0, NULL, false), 0);
+    assert_int_equal(f->got, 3);
+    assert_false(f->node.zsock_deferred);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +286,7 @@ int main(void)
         T(test_messages_that_come_during_the_handler_still_wake_the_loop),
         T(test_a_reader_that_stops_before_empty_is_called_again),
         T(test_a_reader_is_called_without_an_ask_and_copes_with_nothing),
+        T(test_a_reader_stopped_for_the_waiting_front_is_read_before_the_next_wait),
 #undef T
     };
     return cmocka_run_group_tests_name("zpoll", tests, NULL, NULL);
