@@ -157,11 +157,9 @@ int node_transmit_env(node_t *self, node_peer_t *p, node_env_t *env)
     if (env->n_updates == 0 && !data)
         members_attach(self, p, env, &pb);
     /* an ack we owe p rides along (delayed acks, s_flush_acks) */
-    Cohort__Wire__Ack ack = COHORT__WIRE__ACK__INIT;
-    if (data && !env->ack_piggyback && cohort_session_ack_pending(p->session)) {
-        cohort_session_ack_state(p->session, &ack.stream, &ack.upto);
-        env->ack_piggyback = &ack;
-    }
+    bool ack_rides = data && !env->ack_upto && cohort_session_ack_pending(p->session);
+    if (ack_rides)
+        cohort_session_ack_state(p->session, &env->ack_stream, &env->ack_upto);
     zmq_msg_t msg;
     node_encode(env, &msg);
     self->tx_msgs =
@@ -169,8 +167,8 @@ int node_transmit_env(node_t *self, node_peer_t *p, node_env_t *env)
     int rc = links_transmit(self, p, &msg);
     self->tx_msgs = 0;
     zmq_msg_close(&msg);
-    if (env->ack_piggyback == &ack) {
-        env->ack_piggyback = NULL;
+    if (ack_rides) {
+        env->ack_stream = env->ack_upto = 0;
         if (rc == 0)
             s_ack_sent(p);
     }
@@ -841,9 +839,8 @@ void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_
 {
     int64_t now = node_now();
     p->last_seen = now;
-    if (env->ack_piggyback)
-        cohort_session_ack_at(p->session, env->ack_piggyback->stream, env->ack_piggyback->upto,
-                              now);
+    if (env->ack_upto)
+        cohort_session_ack_at(p->session, env->ack_stream, env->ack_upto, now);
     if (members_handle(self, p, env))
         return;
     if (links_handle(self, p, env, path))
