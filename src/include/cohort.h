@@ -154,9 +154,10 @@ cohort_msg_t *cohort_recv(cohort_t *self, int timeout_ms);
 
 /* A file descriptor for other event loops: when it polls readable, call
  * cohort_recv(self, 0) until it returns NULL (the signal is edge-like, as
- * ZMQ_FD). Messages that arrived during a blocking cohort_request() are kept
- * aside and do not make the fd readable: after cohort_request() returns,
- * drain with cohort_recv(self, 0) too. Borrowed; valid until cohort_close. */
+ * ZMQ_FD). Messages that arrived during a blocking call (cohort_request(),
+ * cohort_recv() with a timeout) may be kept aside and do not make the fd
+ * readable: after such a call returns, drain with cohort_recv(self, 0) too.
+ * Borrowed; valid until cohort_close. */
 int cohort_fd(cohort_t *self);
 
 /* ---- the roster ---- */

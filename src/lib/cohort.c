@@ -47,6 +47,9 @@ struct cohort {
     cohort_node_baton_t *baton;
     zsock_t *inbox;
     zlist_t *parked; /* cohort_msg_t * received while waiting for a reply */
+    /* what the node made for this thread while it ran it (s_slot_make),
+     * oldest first: older than anything in the inbox */
+    cohort_msg_t *handed, *handed_last;
     uint64_t next_request_id;
     s_credit_t credit[S_CREDIT_SLOTS];
     unsigned credit_next;         /* slot to give up next when all are taken */
@@ -75,7 +78,8 @@ struct cohort_msg {
     size_t header_count;
     uint8_t *payload;
     size_t len;
-    size_t block; /* bytes of this allocation: fields inside it are not freed alone */
+    size_t block;       /* bytes of this allocation: fields inside it are not freed alone */
+    cohort_msg_t *next; /* in the handle's handed queue */
 };
 
 /* Frees a field unless it lives in msg's own allocation. */
@@ -330,11 +334,34 @@ static cohort_msg_t *s_from_wire(const char *sender, const Cohort__Wire__Message
     return msg;
 }
 
-/* The node's slot maker (node.h cohort_node_slot_t). */
-static void *s_slot_make(void *ctx, const char *sender, const Cohort__Wire__Message *m)
+static void s_handed_put(cohort_t *self, cohort_msg_t *msg)
 {
-    (void)ctx;
-    return s_from_wire(sender, m);
+    msg->next = NULL;
+    if (self->handed_last)
+        self->handed_last->next = msg;
+    else
+        self->handed = msg;
+    self->handed_last = msg;
+}
+
+static cohort_msg_t *s_handed_take(cohort_t *self)
+{
+    cohort_msg_t *msg = self->handed;
+    if (msg) {
+        self->handed = msg->next;
+        if (!self->handed)
+            self->handed_last = NULL;
+        msg->next = NULL;
+    }
+    return msg;
+}
+
+/* The node's slot maker (node.h cohort_node_slot_t): every message the
+ * node decoded for us during one run, in order. */
+static bool s_slot_make(void *ctx, const char *sender, const Cohort__Wire__Message *m)
+{
+    s_handed_put(ctx, s_from_wire(sender, m));
+    return true;
 }
 
 static cohort_msg_t *s_decode(cohort_arena_t *arena, const char *sender, const uint8_t *data,
@@ -410,6 +437,8 @@ void cohort_close(cohort_t **self_p)
     while ((msg = zlist_pop(self->parked)))
         cohort_msg_destroy(&msg);
     zlist_destroy(&self->parked);
+    while ((msg = s_handed_take(self)))
+        cohort_msg_destroy(&msg);
     cohort_arena_fini(&self->arena);
     free(self);
     *self_p = NULL;
@@ -803,12 +832,23 @@ static cohort_msg_t *s_read_inbox(cohort_t *self, int timeout_ms)
     }
 }
 
-/* s_read_inbox(self, 0) that does not ask the socket when the node's
+/* The next message the node handed this thread, else one from the inbox,
+ * waiting up to timeout_ms (s_read_inbox). */
+static cohort_msg_t *s_next_queued(cohort_t *self, int timeout_ms)
+{
+    cohort_msg_t *msg = s_handed_take(self);
+    return msg ? msg : s_read_inbox(self, timeout_ms);
+}
+
+/* s_next_queued(self, 0) that does not ask the socket when the node's
  * count says it is empty (no system call). Not for cohort_recv(0): a
  * cohort_fd user's descriptor fires again only after a read found the
  * socket empty (zmq_getsockopt(3), ZMQ_FD). */
 static cohort_msg_t *s_poll_inbox(cohort_t *self)
 {
+    cohort_msg_t *msg = s_handed_take(self);
+    if (msg)
+        return msg;
     return atomic_load(&self->inbox_count) > 0 ? s_read_inbox(self, 0) : NULL;
 }
 
@@ -825,13 +865,15 @@ static cohort_msg_t *s_next_held(cohort_t *self, int timeout_ms, int *how)
     cohort_node_slot_t slot = {.make = s_slot_make, .ctx = self};
     zmq_msg_init(&slot.frame);
     *how = cohort_node_run(self->baton, timeout_ms, &slot);
-    bool is_data = false;
-    if (slot.made)
-        msg = slot.made;
-    else if (zmq_msg_size(&slot.frame))
-        msg = s_parse(self, &slot.frame, 1, false, &is_data);
+    if (zmq_msg_size(&slot.frame)) {
+        /* it came after the ones made, if any */
+        bool is_data = false;
+        cohort_msg_t *last = s_parse(self, &slot.frame, 1, false, &is_data);
+        if (last)
+            s_handed_put(self, last);
+    }
     zmq_msg_close(&slot.frame);
-    return msg ? msg : s_poll_inbox(self);
+    return s_poll_inbox(self);
 }
 
 cohort_status_t cohort_request(cohort_t *self, const char *service, cohort_msg_t **msg_p,
@@ -855,7 +897,7 @@ cohort_status_t cohort_request(cohort_t *self, const char *service, cohort_msg_t
     }
     for (;;) {
         int how = COHORT_NODE_LEAD_NEWS;
-        cohort_msg_t *msg = held ? s_next_held(self, -1, &how) : s_read_inbox(self, -1);
+        cohort_msg_t *msg = held ? s_next_held(self, -1, &how) : s_next_queued(self, -1);
         if (how == COHORT_NODE_LEAD_STOPPED)
             held = false;
         if (!msg && held && how != COHORT_NODE_LEAD_SIGNAL)
@@ -893,7 +935,7 @@ cohort_msg_t *cohort_recv(cohort_t *self, int timeout_ms)
 {
     cohort_msg_t *msg = zlist_pop(self->parked);
     if (msg || timeout_ms == 0)
-        return msg ? msg : s_read_inbox(self, 0);
+        return msg ? msg : s_next_queued(self, 0);
     /* run the node until something comes or the time is up */
     int64_t deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : -1;
     for (;;) {
@@ -901,7 +943,7 @@ cohort_msg_t *cohort_recv(cohort_t *self, int timeout_ms)
         if (deadline >= 0 && left < 0)
             left = 0;
         if (cohort_node_take(self->baton, self->actor, true) != COHORT_NODE_HELD)
-            return s_read_inbox(self, left); /* the node stopped */
+            return s_next_queued(self, left); /* the node stopped */
         int how = COHORT_NODE_LEAD_NEWS;
         msg = s_next_held(self, left, &how);
         if (how != COHORT_NODE_LEAD_STOPPED)
@@ -909,7 +951,7 @@ cohort_msg_t *cohort_recv(cohort_t *self, int timeout_ms)
         if (msg || how == COHORT_NODE_LEAD_SIGNAL)
             return msg;
         if (how == COHORT_NODE_LEAD_STOPPED)
-            return s_read_inbox(self, left);
+            return s_next_queued(self, left);
         if (deadline >= 0 && zclock_mono() >= deadline)
             return NULL;
     }

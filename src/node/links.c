@@ -351,6 +351,8 @@ static int s_on_punch_frame(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
         else
             node_process_frame(self, p, &body, COHORT_RUNG_PUNCHED, NULL);
         zmq_msg_close(&body);
+        if (self->front_handed)
+            break; /* the rest after the front's next send (zpoll.c) */
     }
     return 0;
 }

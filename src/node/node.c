@@ -116,9 +116,13 @@ static void s_deliver(node_t *self, const char *sender, const node_msg_t *msg, c
     /* the front waits for it and nothing is before it: as it is (baton.c,
      * the conditions of inbox.c's slot) */
     cohort_node_slot_t *slot = self->front_slot;
+    size_t bytes = msg ? msg->payload.len : 0;
     if (msg && slot && slot->make && !self->rxq_total && node_inbox_empty(self) &&
-        (slot->made = slot->make(slot->ctx, sender, msg)) != NULL) {
-        self->front_slot = NULL;
+        (slot->made == 0 ||
+         (slot->made < S_HANDED_MAX && slot->bytes + bytes <= S_HANDED_MAX_BYTES)) &&
+        slot->make(slot->ctx, sender, msg)) {
+        slot->made++; /* the slot stays: the frame's later ones go the same way */
+        slot->bytes += bytes;
         self->front_news = true;
         self->front_handed = true;
         self->delivery_failed = false;

@@ -120,18 +120,24 @@ void cohort_node_exec(cohort_node_baton_t *self, zmq_msg_t *cmd, bool pipe_first
  * there. msg is read (and may be changed) only during the call. */
 void cohort_node_call(cohort_node_baton_t *self, uint64_t id, const char *service,
                       Cohort__Wire__Message *msg, long timeout_ms, bool pipe_first);
-/* Where a delivery made while the front waits in run goes when the inbox
- * is empty: into frame (initialised and empty before run; a delivery
- * frame, node.h), or, for a message the node has decoded anyway (one from
- * a peer, or the reply to a request), to make(ctx, sender, msg), whose
- * result lands in made: the node encodes nothing for the front and the
- * front decodes nothing. make reads msg only during the call and returns
- * NULL if it cannot take it (the frame is used then). */
+/* Where deliveries made while the front waits in run go while the inbox
+ * is empty: each message the node has decoded anyway (one from a peer, or
+ * the reply to a request) to make(ctx, sender, msg), in order (made counts
+ * them): the node encodes nothing for the front, the front decodes nothing,
+ * and nothing passes through the inbox socket. Anything else (a delivery
+ * frame, node.h) goes into frame (initialised and empty before run), after
+ * which the run's later deliveries go to the inbox. make reads msg only
+ * during the call and returns false if it cannot take it (the frame or
+ * the inbox is used then). The front keeps what make took ahead of the
+ * inbox: the inbox was empty each time. A run makes at most what one
+ * frame from a peer holds (zpoll.c: readers stop after it), and at most
+ * 256 messages or 1 MiB of payload after the first (node.c s_deliver):
+ * the rest go to the inbox and its limits. */
 typedef struct cohort_node_slot {
     zmq_msg_t frame;
-    void *(*make)(void *ctx, const char *sender, const Cohort__Wire__Message *msg);
+    bool (*make)(void *ctx, const char *sender, const Cohort__Wire__Message *msg);
     void *ctx;
-    void *made;
+    size_t made, bytes; /* messages make took, and their payload bytes */
 } cohort_node_slot_t;
 int cohort_node_run(cohort_node_baton_t *self, int timeout_ms, cohort_node_slot_t *slot);
 void cohort_node_give(cohort_node_baton_t *self);

@@ -28,6 +28,11 @@
 /* A dealer nothing came in on for this long is not asked after a send on
  * it (links.c s_send_direct). */
 #define S_DEALER_QUIET_MS 2000
+/* What one run of the node by a waiting application thread hands it
+ * beyond the first message (node.h cohort_node_slot_t); the rest go to
+ * the inbox, whose limits hold. */
+#define S_HANDED_MAX 256
+#define S_HANDED_MAX_BYTES (1u << 20)
 #define S_DOWN_AFTER_MS 5000
 #define S_RTO_MIN_MS 200
 #define S_RTO_MAX_MS 3000

@@ -350,6 +350,93 @@ static size_t s_switches(long *tid, long *count, size_t cap)
     return n;
 }
 
+/* Sent by beta 200 ms after it starts: S_BURST numbered unicasts as fast
+ * as it can, which its node puts into few frames. */
+#define S_BURST 400
+static void *s_send_burst_later(void *arg)
+{
+    cohort_t *beta = arg;
+    zclock_sleep(200);
+    for (int i = 0; i < S_BURST; i++) {
+        char text[16];
+        snprintf(text, sizeof text, "%d", i);
+        cohort_msg_t *m = cohort_msg_new("baton.burst", text, strlen(text));
+        assert_int_equal(cohort_send(beta, "alpha", &m, test_ms(5000)), COHORT_OK);
+    }
+    return NULL;
+}
+
+/* The next burst message's number, or -1 if none came within ms. */
+static int s_burst_next(cohort_t *node, int ms)
+{
+    cohort_msg_t *m = s_next(node, ms, NULL);
+    if (!m)
+        return -1;
+    size_t len = 0;
+    const char *p = cohort_msg_payload(m, &len);
+    char text[16] = "";
+    assert_true(len < sizeof text);
+    memcpy(text, p, len);
+    assert_string_equal(cohort_msg_subject(m), "baton.burst");
+    cohort_msg_destroy(&m);
+    return atoi(text);
+}
+
+/* A burst that comes while the application waits: everything the node
+ * decodes from a frame during the wait is handed over at once and kept
+ * ahead of the inbox, and what comes while the application is away goes
+ * to the inbox behind it. Every message arrives, once, in order, whether
+ * the application takes the next one waiting (cohort_recv with a timeout)
+ * or without waiting (cohort_recv 0), and whether it pauses between. */
+static void test_a_burst_that_comes_during_a_wait_arrives_whole_and_in_order(void **state)
+{
+    cluster_t *c = *state;
+    cohort_t *alpha = c->nodes[ALPHA], *beta = c->nodes[BETA];
+    cohort_msg_t *m = NULL;
+    while ((m = cohort_recv(alpha, 0)))
+        cohort_msg_destroy(&m);
+    Cohort__Api__Counters *k0 = cluster_counters(alpha);
+    uint64_t handed0 = k0->handed_to_caller;
+    cohort__api__counters__free_unpacked(k0, NULL);
+
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, s_send_burst_later, beta), 0);
+    int want = 0;
+    assert_int_equal(s_burst_next(alpha, test_ms(5000)), want++); /* waiting when it comes */
+    zclock_sleep(20); /* away: the node's thread takes over, the rest go to the inbox */
+    for (int64_t end = zclock_mono() + test_ms(20000); want < S_BURST && zclock_mono() < end;) {
+        int got = -1;
+        if (want % 3 == 0) {
+            m = cohort_recv(alpha, 0);
+            if (!m)
+                continue;
+            if (cohort_msg_kind(m) != COHORT_MSG_EVENT) {
+                size_t len = 0;
+                const char *p = cohort_msg_payload(m, &len);
+                char text[16] = "";
+                memcpy(text, p, len < sizeof text ? len : sizeof text - 1);
+                got = atoi(text);
+            }
+            cohort_msg_destroy(&m);
+            if (got < 0)
+                continue;
+        } else {
+            got = s_burst_next(alpha, test_ms(5000));
+        }
+        assert_int_equal(got, want);
+        want++;
+        if (want % 100 == 0)
+            zclock_sleep(10);
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(want, S_BURST);
+    assert_null(s_next(alpha, 200, NULL)); /* nothing twice */
+
+    Cohort__Api__Counters *k1 = cluster_counters(alpha);
+    assert_true(k1->handed_to_caller > handed0);
+    cohort__api__counters__free_unpacked(k1, NULL);
+}
+
 /* A caller that waits long in cohort_recv runs the node itself; the
  * node's own thread parks instead of checking on it every few
  * milliseconds: no thread of the process wakes anywhere near 200 times a
@@ -421,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_the_pollable_fd_still_fires_after_blocking_calls),
         cmocka_unit_test(test_what_a_waiting_caller_is_handed_keeps_every_field),
         cmocka_unit_test(test_a_long_wait_lets_the_nodes_thread_sleep),
+        cmocka_unit_test(test_a_burst_that_comes_during_a_wait_arrives_whole_and_in_order),
     };
     return cmocka_run_group_tests_name("baton", tests, setup, teardown);
 }
