@@ -398,6 +398,8 @@ void node_touched(node_t *self, void *sock);
 int node_zsocks_sweep(node_t *self);
 /* Asks the sockets that were used since their state was read. */
 int node_zsocks_settle(node_t *self);
+/* The loop's call before each wait (node_loop_before_wait): does what a
+ * settle left for after the front had its message (zsock_deferred). */
 int node_zsocks_before_wait(void *node);
 void node_zsocks_free(node_t *self);
 void node_handle_envelope(node_t *self, node_peer_t *p, node_env_t *env, cohort_rung_t path,
