@@ -366,20 +366,26 @@ static void *s_send_burst_later(void *arg)
     return NULL;
 }
 
+/* A burst message's number, read from its payload; m is destroyed. */
+static int s_burst_number(cohort_msg_t **m)
+{
+    size_t len = 0;
+    const char *p = cohort_msg_payload(*m, &len);
+    char text[16] = "";
+    assert_true(len < sizeof text);
+    memcpy(text, p, len);
+    cohort_msg_destroy(m);
+    return atoi(text);
+}
+
 /* The next burst message's number, or -1 if none came within ms. */
 static int s_burst_next(cohort_t *node, int ms)
 {
     cohort_msg_t *m = s_next(node, ms, NULL);
     if (!m)
         return -1;
-    size_t len = 0;
-    const char *p = cohort_msg_payload(m, &len);
-    char text[16] = "";
-    assert_true(len < sizeof text);
-    memcpy(text, p, len);
     assert_string_equal(cohort_msg_subject(m), "baton.burst");
-    cohort_msg_destroy(&m);
-    return atoi(text);
+    return s_burst_number(&m);
 }
 
 /* A burst that comes while the application waits: everything the node
@@ -412,16 +418,11 @@ static void test_a_burst_that_comes_during_a_wait_arrives_whole_and_in_order(voi
                 zclock_sleep(1); /* not yet here: no spinning against the sender */
                 continue;
             }
-            if (cohort_msg_kind(m) != COHORT_MSG_EVENT) {
-                size_t len = 0;
-                const char *p = cohort_msg_payload(m, &len);
-                char text[16] = "";
-                memcpy(text, p, len < sizeof text ? len : sizeof text - 1);
-                got = atoi(text);
-            }
-            cohort_msg_destroy(&m);
-            if (got < 0)
+            if (cohort_msg_kind(m) == COHORT_MSG_EVENT) {
+                cohort_msg_destroy(&m);
                 continue;
+            }
+            got = s_burst_number(&m);
         } else {
             got = s_burst_next(alpha, test_ms(5000));
         }
