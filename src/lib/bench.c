@@ -36,11 +36,13 @@
 #include <valgrind/callgrind.h>
 #define S_PROFILE_START() CALLGRIND_ZERO_STATS
 #define S_PROFILE_DUMP(what) CALLGRIND_DUMP_STATS_AT(what)
+#define S_PROFILING() (RUNNING_ON_VALGRIND != 0)
 #endif
 #endif
 #ifndef S_PROFILE_START
 #define S_PROFILE_START() ((void)0)
 #define S_PROFILE_DUMP(what) ((void)(what))
+#define S_PROFILING() false
 #endif
 
 #define S_TAG_LEN 8 /* u32 sample number, u8 flag, padding */
@@ -64,6 +66,10 @@ struct cohort_bench {
     int kit_nodes;
     uint64_t missed_wakeups; /* of the clusters already stopped */
     uint32_t tag;            /* number of the current sample */
+    /* request/reply measures both sides at once (s_reqrep): raw's sample
+     * waits here for the call that asks for it */
+    cohort_bench_sample_t reqrep_raw;
+    const cohort_bench_case_t *reqrep_raw_of;
 };
 
 #define S_TP(n, t, k, sz)                                                                          \
@@ -462,65 +468,75 @@ static void s_latency(double *rtt, size_t n, int64_t t0, int64_t t1, double cpu,
     out->metric[2] = n ? cpu / (double)n : 0;
 }
 
-static int s_cohort_reqrep(cohort_bench_t *self, const cohort_bench_case_t *c,
-                           cohort_bench_sample_t *out, cohort_err_t *err)
+/* One side of the request/reply case: cohort's here, raw libzmq's below
+ * (s_zrr_*); s_reqrep runs them side by side. open: the server started and
+ * one round trip done (the warm-up); trip: one round trip, its time into
+ * *us; close: everything stopped and freed (also after a failed open). */
+typedef struct {
+    cohort_t *client;
+    s_cserve_t serve;
+    pthread_t server;
+    bool started;
+    uint8_t *buf;
+    size_t size;
+    uint32_t tag;
+} s_crr_t;
+
+static int s_crr_open(cohort_bench_t *self, const cohort_bench_case_t *c, s_crr_t *rr,
+                      cohort_err_t *err)
 {
-    cohort_t *client = cohort_benchkit_node(self->kit, S_PAIR_A);
-    s_cserve_t s = {.node = cohort_benchkit_node(self->kit, S_PAIR_B)};
-    atomic_init(&s.stop, 0);
-    pthread_t t;
-    if (pthread_create(&t, NULL, s_cohort_server, &s) != 0)
+    *rr = (s_crr_t){.client = cohort_benchkit_node(self->kit, S_PAIR_A),
+                    .serve = {.node = cohort_benchkit_node(self->kit, S_PAIR_B)},
+                    .buf = s_payload(c->size, self->tag, S_WARM),
+                    .size = c->size,
+                    .tag = self->tag};
+    atomic_init(&rr->serve.stop, 0);
+    if (pthread_create(&rr->server, NULL, s_cohort_server, &rr->serve) != 0)
         return cohort_err_set(err, "bench: cannot start a thread");
-    int rc = -1;
-    uint8_t *buf = s_payload(c->size, self->tag, S_WARM);
-    double *rtt = cohort_malloc(S_LAT_MAX * sizeof *rtt);
-    size_t n = 0;
+    rr->started = true;
     /* warm-up: until the provider's interest reached the client */
     cohort_status_t st = COHORT_ERROR;
     for (int64_t end = s_now() + 10000000; s_now() < end;) {
-        cohort_msg_t *m = cohort_msg_new("", buf, c->size), *reply = NULL;
-        st = cohort_request(client, S_SERVICE, &m, 5000, &reply);
+        cohort_msg_t *m = cohort_msg_new("", rr->buf, rr->size), *reply = NULL;
+        st = cohort_request(rr->client, S_SERVICE, &m, 5000, &reply);
         cohort_msg_destroy(&reply);
         if (st == COHORT_OK)
             break;
         usleep(20000);
     }
-    if (st != COHORT_OK) {
-        cohort_err_set(err, "bench: %s: cohort_request %s: %s", c->name, S_SERVICE,
-                       cohort_status_name(st));
-        goto out;
+    if (st != COHORT_OK)
+        return cohort_err_set(err, "bench: %s: cohort_request %s: %s", c->name, S_SERVICE,
+                              cohort_status_name(st));
+    s_tag(rr->buf, rr->tag, S_DATA);
+    return 0;
+}
+
+static int s_crr_trip(s_crr_t *rr, double *us, cohort_err_t *err)
+{
+    cohort_msg_t *m = cohort_msg_new("", rr->buf, rr->size), *reply = NULL;
+    int64_t a = s_now();
+    cohort_status_t st = cohort_request(rr->client, S_SERVICE, &m, 5000, &reply);
+    *us = (double)(s_now() - a);
+    size_t len = 0;
+    const void *p = reply ? cohort_msg_payload(reply, &len) : NULL;
+    bool ok = st == COHORT_OK && p && s_flag(p, len, rr->tag) == S_DATA;
+    cohort_msg_destroy(&reply);
+    if (!ok)
+        return cohort_err_set(err, "cohort: %s",
+                              st == COHORT_OK ? "wrong reply" : cohort_status_name(st));
+    return 0;
+}
+
+static int s_crr_close(s_crr_t *rr, const cohort_bench_case_t *c, int rc, cohort_err_t *err)
+{
+    if (rr->started) {
+        atomic_store(&rr->serve.stop, 1);
+        pthread_join(rr->server, NULL);
     }
-    s_tag(buf, self->tag, S_DATA);
-    S_PROFILE_START();
-    double cpu0 = s_cpu_us(pthread_self()) + s_cpu_us(t);
-    int64_t t0 = s_now(), end = t0 + (int64_t)self->opts.duration_ms * 1000, t1 = t0;
-    while (t1 < end && n < S_LAT_MAX) {
-        cohort_msg_t *m = cohort_msg_new("", buf, c->size), *reply = NULL;
-        int64_t a = s_now();
-        st = cohort_request(client, S_SERVICE, &m, 5000, &reply);
-        t1 = s_now();
-        size_t len = 0;
-        const void *p = reply ? cohort_msg_payload(reply, &len) : NULL;
-        bool ok = st == COHORT_OK && p && s_flag(p, len, self->tag) == S_DATA;
-        cohort_msg_destroy(&reply);
-        if (!ok) {
-            cohort_err_set(err, "bench: %s: request %zu: %s", c->name, n + 1,
-                           st == COHORT_OK ? "wrong reply" : cohort_status_name(st));
-            goto out;
-        }
-        rtt[n++] = (double)(t1 - a);
-    }
-    S_PROFILE_DUMP("reqrep cohort");
-    s_latency(rtt, n, t0, t1, s_cpu_us(pthread_self()) + s_cpu_us(t) - cpu0, out);
-    rc = 0;
-out:
-    atomic_store(&s.stop, 1);
-    pthread_join(t, NULL);
-    if (rc == 0 && s.failed)
+    if (rc == 0 && rr->serve.failed)
         rc = cohort_err_set(err, "bench: %s: cohort_reply: %s", c->name,
-                            cohort_status_name(s.failed));
-    free(rtt);
-    free(buf);
+                            cohort_status_name(rr->serve.failed));
+    free(rr->buf);
     return rc;
 }
 
@@ -1027,72 +1043,142 @@ static void *s_raw_server(void *arg)
     return NULL;
 }
 
-static int s_raw_reqrep(cohort_bench_t *self, const cohort_bench_case_t *c,
-                        cohort_bench_sample_t *out, cohort_err_t *err)
+typedef struct {
+    void *cs, *cc; /* the server's and the client's context: an I/O thread each */
+    void *client;
+    s_zserve_t serve;
+    pthread_t server;
+    bool started;
+    zmq_msg_t msg;
+    uint8_t *buf;
+    size_t size;
+    uint32_t tag;
+} s_zrr_t;
+
+static int s_zrr_open(cohort_bench_t *self, const cohort_bench_case_t *c, s_zrr_t *rr,
+                      cohort_err_t *err)
 {
-    int rc = -1, timeout = 200;
-    void *cs = zmq_ctx_new(), *cc = zmq_ctx_new(), *client = NULL;
-    s_zserve_t s = {.sock = NULL};
-    atomic_init(&s.stop, 0);
+    *rr = (s_zrr_t){.cs = zmq_ctx_new(),
+                    .cc = zmq_ctx_new(),
+                    .buf = s_payload(c->size, self->tag, S_WARM),
+                    .size = c->size,
+                    .tag = self->tag};
+    atomic_init(&rr->serve.stop, 0);
+    zmq_msg_init(&rr->msg);
     s_keys_t server;
     zmq_curve_keypair(server.pub, server.sec);
     char ep[128];
-    pthread_t t;
-    bool on = false;
-    uint8_t *buf = s_payload(c->size, self->tag, S_WARM);
-    double *rtt = cohort_malloc(S_LAT_MAX * sizeof *rtt);
-    size_t n = 0;
-    zmq_msg_t msg;
-    zmq_msg_init(&msg);
-    if (!(s.sock = s_zserver(cs, ZMQ_ROUTER, &server, ep, sizeof ep, err)))
-        goto out;
-    zmq_setsockopt(s.sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    client = s_zclient(cc, ZMQ_DEALER, &server, NULL, ep);
-    int wait = 10000;
-    zmq_setsockopt(client, ZMQ_RCVTIMEO, &wait, sizeof wait);
-    if (pthread_create(&t, NULL, s_raw_server, &s) != 0) {
-        cohort_err_set(err, "bench: cannot start a thread");
-        goto out;
+    if (!(rr->serve.sock = s_zserver(rr->cs, ZMQ_ROUTER, &server, ep, sizeof ep, err)))
+        return -1;
+    int timeout = 200, wait = 10000;
+    zmq_setsockopt(rr->serve.sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    rr->client = s_zclient(rr->cc, ZMQ_DEALER, &server, NULL, ep);
+    zmq_setsockopt(rr->client, ZMQ_RCVTIMEO, &wait, sizeof wait);
+    if (pthread_create(&rr->server, NULL, s_raw_server, &rr->serve) != 0)
+        return cohort_err_set(err, "bench: cannot start a thread");
+    rr->started = true;
+    zmq_send(rr->client, rr->buf, rr->size, 0);
+    if (s_zrecv(rr->client, &rr->msg, NULL) < 0)
+        return cohort_err_set(err, "bench: %s: raw: no answer to the warm-up request", c->name);
+    s_tag(rr->buf, rr->tag, S_DATA);
+    return 0;
+}
+
+static int s_zrr_trip(s_zrr_t *rr, double *us, cohort_err_t *err)
+{
+    int64_t a = s_now();
+    zmq_send(rr->client, rr->buf, rr->size, 0);
+    int r = s_zrecv(rr->client, &rr->msg, NULL);
+    *us = (double)(s_now() - a);
+    if (r < 0 || s_flag(zmq_msg_data(&rr->msg), zmq_msg_size(&rr->msg), rr->tag) != S_DATA)
+        return cohort_err_set(err, "raw: %s", r < 0 ? "no answer" : "wrong reply");
+    return 0;
+}
+
+static void s_zrr_close(s_zrr_t *rr)
+{
+    if (rr->started) {
+        atomic_store(&rr->serve.stop, 1);
+        pthread_join(rr->server, NULL);
     }
-    on = true;
-    zmq_send(client, buf, c->size, 0);
-    if (s_zrecv(client, &msg, NULL) < 0) {
-        cohort_err_set(err, "bench: %s: raw: no answer to the warm-up request", c->name);
-        goto out;
+    zmq_msg_close(&rr->msg);
+    if (rr->client)
+        zmq_close(rr->client);
+    if (rr->serve.sock)
+        zmq_close(rr->serve.sock);
+    zmq_ctx_term(rr->cs);
+    zmq_ctx_term(rr->cc);
+    free(rr->buf);
+}
+
+/* Request/reply, cohort and raw in the same span of time. A shared
+ * machine's speed drifts (here raw's p50 moved between 103 and 146 us from
+ * one half second to the next), and a latency follows it closely: measured
+ * one sample after the other, one binary's per-round ratios spread from
+ * 1.14 to 1.82. So the two take turns in blocks of S_RR_BLOCK_US until
+ * each had its duration, in the order C R, R C, C R, ... (each follows the
+ * other equally often): both see the same machine, and the same binary's
+ * per-round ratios stay within 1.22-1.38. The waiting side's threads sleep
+ * (raw's p50 is the same whether cohort's blocks or plain sleeps come
+ * between its own). Under valgrind one block each (timing means nothing
+ * there), so that each side's profile dump holds only its own round trips. */
+#define S_RR_BLOCK_US 50000
+#define S_RR_WARM_US 30000
+
+static int s_reqrep(cohort_bench_t *self, const cohort_bench_case_t *c,
+                    cohort_bench_sample_t out[2], cohort_err_t *err)
+{
+    s_crr_t co;
+    s_zrr_t zr;
+    bool zr_open = false;
+    int rc = s_crr_open(self, c, &co, err);
+    if (rc == 0) {
+        zr_open = true;
+        rc = s_zrr_open(self, c, &zr, err);
     }
-    s_tag(buf, self->tag, S_DATA);
-    S_PROFILE_START();
-    double cpu0 = s_cpu_us(pthread_self()) + s_cpu_us(t);
-    int64_t t0 = s_now(), end = t0 + (int64_t)self->opts.duration_ms * 1000, t1 = t0;
-    while (t1 < end && n < S_LAT_MAX) {
-        int64_t a = s_now();
-        zmq_send(client, buf, c->size, 0);
-        int r = s_zrecv(client, &msg, NULL);
-        t1 = s_now();
-        if (r < 0 || s_flag(zmq_msg_data(&msg), zmq_msg_size(&msg), self->tag) != S_DATA) {
-            cohort_err_set(err, "bench: %s: raw: request %zu: %s", c->name, n + 1,
-                           r < 0 ? "no answer" : "wrong reply");
-            goto out;
+    double *rtt[2] = {cohort_malloc(S_LAT_MAX * sizeof(double)),
+                      cohort_malloc(S_LAT_MAX * sizeof(double))};
+    size_t n[2] = {0, 0};
+    double cpu[2] = {0, 0};
+    int64_t spent[2] = {0, 0}, whole = (int64_t)self->opts.duration_ms * 1000;
+    int64_t block = S_PROFILING() ? whole : S_RR_BLOCK_US;
+    static const char *const what[2] = {"reqrep cohort", "reqrep raw"};
+    int side = 0;
+    /* unmeasured: each side's first round trips after starting are slow */
+    for (side = 0; side < 2 && rc == 0; side++)
+        for (int64_t end = s_now() + S_RR_WARM_US; rc == 0 && s_now() < end;) {
+            double us;
+            rc = side ? s_zrr_trip(&zr, &us, err) : s_crr_trip(&co, &us, err);
         }
-        rtt[n++] = (double)(t1 - a);
-    }
-    S_PROFILE_DUMP("reqrep raw");
-    s_latency(rtt, n, t0, t1, s_cpu_us(pthread_self()) + s_cpu_us(t) - cpu0, out);
-    rc = 0;
-out:
-    if (on) {
-        atomic_store(&s.stop, 1);
-        pthread_join(t, NULL);
-    }
-    zmq_msg_close(&msg);
-    if (client)
-        zmq_close(client);
-    if (s.sock)
-        zmq_close(s.sock);
-    zmq_ctx_term(cs);
-    zmq_ctx_term(cc);
-    free(rtt);
-    free(buf);
+    if (rc < 0)
+        cohort_err_prefix(err, "bench: %s: warm-up", c->name);
+    for (int pair = 0; rc == 0 && (spent[0] < whole || spent[1] < whole); pair++)
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            side = pair % 2 ? 1 - k : k; /* C R, R C, C R, ...: each follows the other alike */
+            if (spent[side] >= whole)
+                continue;
+            pthread_t server = side ? zr.server : co.server;
+            S_PROFILE_START();
+            double cpu0 = s_cpu_us(pthread_self()) + s_cpu_us(server);
+            int64_t t0 = s_now(), left = whole - spent[side];
+            int64_t end = t0 + (block < left ? block : left);
+            do
+                rc = side ? s_zrr_trip(&zr, &rtt[side][n[side]], err)
+                          : s_crr_trip(&co, &rtt[side][n[side]], err);
+            while (rc == 0 && ++n[side] < S_LAT_MAX && s_now() < end);
+            spent[side] = n[side] < S_LAT_MAX ? spent[side] + s_now() - t0 : whole;
+            cpu[side] += s_cpu_us(pthread_self()) + s_cpu_us(server) - cpu0;
+            S_PROFILE_DUMP(what[side]);
+            if (rc < 0)
+                cohort_err_prefix(err, "bench: %s: request %zu", c->name, n[side] + 1);
+        }
+    for (side = 0; side < 2 && rc == 0; side++)
+        s_latency(rtt[side], n[side], 0, spent[side], cpu[side], &out[side]);
+    if (zr_open)
+        s_zrr_close(&zr);
+    rc = s_crr_close(&co, c, rc, err);
+    free(rtt[0]);
+    free(rtt[1]);
     return rc;
 }
 
@@ -1184,22 +1270,38 @@ int cohort_bench_run(cohort_bench_t *self, const cohort_bench_case_t *c, cohort_
     assert(self && c && out);
     memset(out, 0, sizeof *out);
     self->tag++;
-    if (impl == COHORT_BENCH_COHORT && s_fixture(self, s_fixture_of(c->kind), err) < 0)
+    bool co = impl == COHORT_BENCH_COHORT;
+    if (c->kind == COHORT_BENCH_REQREP && !co && self->reqrep_raw_of == c) {
+        /* measured with the cohort sample just before */
+        *out = self->reqrep_raw;
+        self->reqrep_raw_of = NULL;
+        return 0;
+    }
+    self->reqrep_raw_of = NULL;
+    if ((co || c->kind == COHORT_BENCH_REQREP) && s_fixture(self, s_fixture_of(c->kind), err) < 0)
         return -1;
     /* Each sample's own peak: freed heap goes back to the system first, or
      * a sample after a greedy one would seem to need nothing. */
     cohort_benchkit_rss_reset();
     cohort_benchkit_rss(&out->rss_start_kib, NULL);
     int rc = -1;
-    bool co = impl == COHORT_BENCH_COHORT;
     switch (c->kind) {
     case COHORT_BENCH_DIRECT:
     case COHORT_BENCH_RELAY:
         rc = co ? s_cohort_throughput(self, c, out, err) : s_raw_unicast(self, c, false, out, err);
         break;
-    case COHORT_BENCH_REQREP:
-        rc = co ? s_cohort_reqrep(self, c, out, err) : s_raw_reqrep(self, c, out, err);
+    case COHORT_BENCH_REQREP: {
+        cohort_bench_sample_t both[2];
+        memset(both, 0, sizeof both);
+        rc = s_reqrep(self, c, both, err);
+        memcpy(out->metric, both[impl].metric, sizeof out->metric);
+        out->seconds = both[impl].seconds;
+        out->sent = both[impl].sent;
+        out->received = both[impl].received;
+        self->reqrep_raw = both[COHORT_BENCH_RAW];
+        self->reqrep_raw_of = rc == 0 && co ? c : NULL;
         break;
+    }
     case COHORT_BENCH_PUBSUB:
         rc = co ? s_cohort_pubsub(self, c, out, err) : s_raw_pubsub(self, c, out, err);
         break;
@@ -1210,6 +1312,9 @@ int cohort_bench_run(cohort_bench_t *self, const cohort_bench_case_t *c, cohort_
     cohort_benchkit_rss(NULL, &out->rss_peak_kib);
     if (out->rss_peak_kib < out->rss_start_kib)
         out->rss_peak_kib = out->rss_start_kib;
+    /* the raw sample's peak is the same process's over the same span */
+    self->reqrep_raw.rss_start_kib = out->rss_start_kib;
+    self->reqrep_raw.rss_peak_kib = out->rss_peak_kib;
     if (c->kind == COHORT_BENCH_OVERLOAD) {
         out->metric[0] = (double)(out->rss_peak_kib - out->rss_start_kib) / 1024.0;
         out->metric[1] = (double)out->rss_peak_kib / 1024.0;

@@ -12,7 +12,11 @@
  *               (a proxy thread) -> DEALER.
  *   reqrep-64   request/reply round trips, one at a time: cohort_request
  *               to a service served on the other node vs a raw DEALER/ROUTER
- *               ping-pong; p50 and p99 in microseconds.
+ *               ping-pong; p50 and p99 in microseconds. The two take turns
+ *               in 50 ms blocks within one sample (a latency moves with the
+ *               machine's drift more than a throughput does): the cohort
+ *               call measures both, and the raw call of the same round that
+ *               follows it returns raw's half.
  *   pubsub-K    one publisher, K subscribers (cohort_publish vs raw CURVE
  *               PUB/SUB); messages received per second per subscriber.
  *   overload    a sender as fast as it can go to a receiver that sleeps per
