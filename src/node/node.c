@@ -17,6 +17,7 @@
 #include <assert.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1920,22 +1921,36 @@ static int s_on_pipe(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
 /* node_exec and node_exec_call around the command itself: what the front
  * put on the pipe before goes first (pipe_first); what the command sends
  * on is asked in the settle after it, as in a handler, not by a loop turn
- * (node_touched). */
-static bool s_exec_begin(node_t *self, bool pipe_first)
+ * (node_touched).
+ *
+ * These run a request or a reply in the application's thread, and the
+ * frame they send wakes libzmq's I/O thread, which the kernel often puts
+ * on this very CPU (the one that woke it): it then waits for whatever this
+ * thread does next (the settle, the way back to the application, the next
+ * call until it blocks), a few microseconds on the round trip's path.
+ * So a call that sent a frame yields the CPU once right after: if the I/O
+ * thread is queued here it goes first; if not (it went to an idle CPU),
+ * sched_yield returns at once, one system call. Measured on the 2-core VM:
+ * request/reply p50 1.25-1.29x raw libzmq without, 1.11-1.19x with
+ * (tests/bench/README.md). It is only here: a stream of cohort_send goes
+ * through the node's own thread, which batches. */
+static uint64_t s_exec_begin(node_t *self, bool pipe_first, bool *settling)
 {
     if (pipe_first) {
         node_touched(self, zsock_resolve(self->pipe));
         node_zsocks_settle(self);
     }
-    bool settling = self->zsock_settling;
+    *settling = self->zsock_settling;
     self->zsock_settling = true;
     self->batching = true;
-    return settling;
+    return self->counters.messages_out;
 }
 
-static void s_exec_end(node_t *self, bool settling)
+static void s_exec_end(node_t *self, bool settling, uint64_t out_before)
 {
     s_batch_flush_all(self);
+    if (self->counters.messages_out != out_before)
+        sched_yield();
     self->zsock_settling = settling;
     node_zsocks_settle(self);
 }
@@ -1946,18 +1961,20 @@ void node_exec(node_t *self, zmq_msg_t *cmd, bool pipe_first)
     size_t n = zmq_msg_size(cmd);
     assert(n > COHORT_NODE_CMD_HEAD && d[0] >= COHORT_NODE_CMD_SEND &&
            d[0] <= COHORT_NODE_CMD_CALL);
-    bool settling = s_exec_begin(self, pipe_first);
+    bool settling;
+    uint64_t out = s_exec_begin(self, pipe_first, &settling);
     s_cmd_send_bin(self, cmd);
     zmq_msg_close(cmd);
-    s_exec_end(self, settling);
+    s_exec_end(self, settling, out);
 }
 
 void node_exec_call(node_t *self, uint64_t id, const char *service, node_msg_t *msg, long timeout,
                     bool pipe_first)
 {
-    bool settling = s_exec_begin(self, pipe_first);
+    bool settling;
+    uint64_t out = s_exec_begin(self, pipe_first, &settling);
     s_call(self, id, service, msg, timeout);
-    s_exec_end(self, settling);
+    s_exec_end(self, settling, out);
 }
 
 void node_inbox_counted(node_t *self, int delta)
