@@ -1931,7 +1931,7 @@ static int s_on_pipe(node_loop_t *loop, zmq_pollitem_t *item, void *arg)
  * So a call that sent a frame yields the CPU once right after: if the I/O
  * thread is queued here it goes first; if not (it went to an idle CPU),
  * sched_yield returns at once, one system call. Measured on the 2-core VM:
- * request/reply p50 1.25-1.29x raw libzmq without, 1.11-1.19x with
+ * request/reply p50 1.23-1.31x raw libzmq without, 1.16-1.22x with
  * (tests/bench/README.md). It is only here: a stream of cohort_send goes
  * through the node's own thread, which batches. */
 static uint64_t s_exec_begin(node_t *self, bool pipe_first, bool *settling)
