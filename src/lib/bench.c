@@ -1118,9 +1118,9 @@ static void s_zrr_close(s_zrr_t *rr)
  * 1.14 to 1.82. So the two take turns in blocks of S_RR_BLOCK_US until
  * each had its duration, in the order C R, R C, C R, ... (each follows the
  * other equally often): both see the same machine, and the same binary's
- * per-round ratios stay within 1.22-1.38. The waiting side's threads sleep
- * (raw's p50 is the same whether cohort's blocks or plain sleeps come
- * between its own). Under valgrind one block each (timing means nothing
+ * per-round ratios stayed within 1.10-1.38 in the same minutes. The
+ * waiting side's threads sleep (raw's p50 is the same whether cohort's
+ * blocks or plain sleeps come between its own). Under valgrind one block each (timing means nothing
  * there), so that each side's profile dump holds only its own round trips. */
 #define S_RR_BLOCK_US 50000
 #define S_RR_WARM_US 30000
@@ -1149,9 +1149,9 @@ static int s_reqrep(cohort_bench_t *self, const cohort_bench_case_t *c,
         for (int64_t end = s_now() + S_RR_WARM_US; rc == 0 && s_now() < end;) {
             double us;
             rc = side ? s_zrr_trip(&zr, &us, err) : s_crr_trip(&co, &us, err);
+            if (rc < 0)
+                cohort_err_prefix(err, "bench: %s: warm-up", c->name);
         }
-    if (rc < 0)
-        cohort_err_prefix(err, "bench: %s: warm-up", c->name);
     for (int pair = 0; rc == 0 && (spent[0] < whole || spent[1] < whole); pair++)
         for (int k = 0; k < 2 && rc == 0; k++) {
             side = pair % 2 ? 1 - k : k; /* C R, R C, C R, ...: each follows the other alike */
