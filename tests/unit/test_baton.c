@@ -81,6 +81,23 @@ typedef struct {
     int answered;
 } s_server_t;
 
+/* Takes whatever node has queued for its application (events so far). */
+static void s_drain(cohort_t *node)
+{
+    cohort_msg_t *m = NULL;
+    while ((m = cohort_recv(node, 0)))
+        cohort_msg_destroy(&m);
+}
+
+/* node's handed_to_caller counter. */
+static uint64_t s_handed(cohort_t *node)
+{
+    Cohort__Api__Counters *k = cluster_counters(node);
+    uint64_t handed = k->handed_to_caller;
+    cohort__api__counters__free_unpacked(k, NULL);
+    return handed;
+}
+
 static void *s_server(void *arg)
 {
     s_server_t *s = arg;
@@ -260,12 +277,9 @@ static void test_what_a_waiting_caller_is_handed_keeps_every_field(void **state)
 {
     cluster_t *c = *state;
     cohort_t *alpha = c->nodes[ALPHA], *beta = c->nodes[BETA];
+    s_drain(alpha); /* events so far: the inbox empty */
+    uint64_t handed0 = s_handed(alpha);
     cohort_msg_t *m = NULL;
-    while ((m = cohort_recv(alpha, 0))) /* events so far: the inbox empty */
-        cohort_msg_destroy(&m);
-    Cohort__Api__Counters *k0 = cluster_counters(alpha);
-    uint64_t handed0 = k0->handed_to_caller;
-    cohort__api__counters__free_unpacked(k0, NULL);
 
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, s_send_full_later, beta), 0);
@@ -316,11 +330,9 @@ static void test_what_a_waiting_caller_is_handed_keeps_every_field(void **state)
     assert_string_equal(cohort_msg_error(reply), "no node serves this service");
     cohort_msg_destroy(&reply);
 
-    Cohort__Api__Counters *k1 = cluster_counters(alpha);
     /* the unicast and the reply; a request failed at once is answered
      * before the caller waits, through the inbox */
-    assert_true(k1->handed_to_caller >= handed0 + 2);
-    cohort__api__counters__free_unpacked(k1, NULL);
+    assert_true(s_handed(alpha) >= handed0 + 2);
 }
 
 /* Voluntary context switches of each of this process's threads: tids and
@@ -398,12 +410,8 @@ static void test_a_burst_that_comes_during_a_wait_arrives_whole_and_in_order(voi
 {
     cluster_t *c = *state;
     cohort_t *alpha = c->nodes[ALPHA], *beta = c->nodes[BETA];
-    cohort_msg_t *m = NULL;
-    while ((m = cohort_recv(alpha, 0)))
-        cohort_msg_destroy(&m);
-    Cohort__Api__Counters *k0 = cluster_counters(alpha);
-    uint64_t handed0 = k0->handed_to_caller;
-    cohort__api__counters__free_unpacked(k0, NULL);
+    s_drain(alpha);
+    uint64_t handed0 = s_handed(alpha);
 
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, s_send_burst_later, beta), 0);
@@ -413,7 +421,7 @@ static void test_a_burst_that_comes_during_a_wait_arrives_whole_and_in_order(voi
     for (int64_t end = zclock_mono() + test_ms(20000); want < S_BURST && zclock_mono() < end;) {
         int got = -1;
         if (want % 3 == 0) {
-            m = cohort_recv(alpha, 0);
+            cohort_msg_t *m = cohort_recv(alpha, 0);
             if (!m) {
                 zclock_sleep(1); /* not yet here: no spinning against the sender */
                 continue;
@@ -435,9 +443,7 @@ static void test_a_burst_that_comes_during_a_wait_arrives_whole_and_in_order(voi
     assert_int_equal(want, S_BURST);
     assert_null(s_next(alpha, 200, NULL)); /* nothing twice */
 
-    Cohort__Api__Counters *k1 = cluster_counters(alpha);
-    assert_true(k1->handed_to_caller > handed0);
-    cohort__api__counters__free_unpacked(k1, NULL);
+    assert_true(s_handed(alpha) > handed0);
 }
 
 /* A caller that waits long in cohort_recv runs the node itself; the
@@ -448,13 +454,11 @@ static void test_a_long_wait_lets_the_nodes_thread_sleep(void **state)
 {
     cluster_t *c = *state;
     cohort_t *alpha = c->nodes[ALPHA];
-    cohort_msg_t *m = NULL;
-    while ((m = cohort_recv(alpha, 0)))
-        cohort_msg_destroy(&m);
+    s_drain(alpha);
     enum { CAP = 64 };
     long tid0[CAP], n0[CAP], tid1[CAP], n1[CAP];
     size_t k0 = s_switches(tid0, n0, CAP);
-    m = cohort_recv(alpha, 1500); /* nothing comes */
+    cohort_msg_t *m = cohort_recv(alpha, 1500); /* nothing comes */
     size_t k1 = s_switches(tid1, n1, CAP);
     cohort_msg_destroy(&m);
     long most = 0;
@@ -476,9 +480,8 @@ static void test_the_pollable_fd_still_fires_after_blocking_calls(void **state)
     cohort_t *alpha = c->nodes[ALPHA], *beta = c->nodes[BETA];
     s_send(beta, "alpha", "first");
     s_expect(alpha, "first", test_ms(5000)); /* a blocking receive */
+    s_drain(alpha);
     cohort_msg_t *m = NULL;
-    while ((m = cohort_recv(alpha, 0)))
-        cohort_msg_destroy(&m);
     struct pollfd pfd = {.fd = cohort_fd(alpha), .events = POLLIN};
     for (int round = 0; round < 3; round++) {
         char text[16];
